@@ -1,0 +1,184 @@
+//! `detective bench`: encoder throughput.
+//!
+//! Two workloads, each timed `--reps` times and reported as the median:
+//! fixed-length batches of synthetic token ids (every batch size x length),
+//! which isolates the model's arithmetic, and a mixed-length sample of real
+//! texts embedded end to end (tokenization, length bucketing, dynamic
+//! padding). Prints a table and, with `--json`, writes the figures for
+//! comparison with the reference implementation.
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Args;
+use serde::Serialize;
+use tch::{Device, Kind, Tensor};
+
+use super::input::Reader;
+use super::EncoderArgs;
+use crate::encoder::{Embed, Encoder};
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub encoder: EncoderArgs,
+    /// Batch sizes of the fixed-length workload.
+    #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
+    pub batches: Vec<usize>,
+    /// Sequence lengths (tokens) of the fixed-length workload.
+    #[arg(long, value_delimiter = ',', default_value = "64,128,256,512")]
+    pub lengths: Vec<usize>,
+    /// Timed repetitions per cell (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    pub reps: usize,
+    /// Texts (JSONL or plain) for the mixed-length workload.
+    #[arg(long)]
+    pub mixed: Option<PathBuf>,
+    /// How many texts of `--mixed` to embed per repetition.
+    #[arg(long, default_value_t = 256)]
+    pub mixed_count: usize,
+    /// Write the figures as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+#[derive(Debug, Serialize)]
+struct Row {
+    workload: String,
+    batch: usize,
+    length: usize,
+    texts: usize,
+    tokens: u64,
+    seconds: f64,
+    texts_per_s: f64,
+    tokens_per_s: f64,
+    gflops: f64,
+}
+
+pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    let cfg = args.encoder.to_config()?;
+    let encoder =
+        Encoder::load(&cfg).with_context(|| format!("cannot load model {:?}", cfg.model))?;
+    let reps = args.reps.max(1);
+    let mut rows = Vec::new();
+    for &length in &args.lengths {
+        anyhow::ensure!(
+            length <= cfg.max_length,
+            "length {length} exceeds --max-length"
+        );
+        for &batch in &args.batches {
+            rows.push(fixed(&encoder, batch, length, reps));
+            print_row(rows.last().expect("just pushed"));
+        }
+    }
+    if let Some(path) = &args.mixed {
+        rows.push(mixed(&encoder, path, args.mixed_count, reps)?);
+        print_row(rows.last().expect("just pushed"));
+    }
+    if let Some(path) = &args.json {
+        let report = serde_json::json!({
+            "implementation": "detective",
+            "encoder": encoder.id().to_string(),
+            "threads": tch::get_num_threads(),
+            "reps": reps,
+            "rows": rows,
+        });
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn fixed(encoder: &Encoder, batch: usize, length: usize, reps: usize) -> Row {
+    let vocab = encoder.model_config().vocab_size;
+    let _guard = tch::no_grad_guard();
+    tch::manual_seed(17);
+    let ids = Tensor::randint_low(
+        1000,
+        vocab.min(29000),
+        [batch as i64, length as i64],
+        (Kind::Int64, Device::Cpu),
+    )
+    .to_device(encoder.device());
+    let mask = ids.ones_like();
+    let _ = encoder.forward(&ids, &mask, false); // warm-up
+    let secs = median_secs(reps, || {
+        let _ = encoder.forward(&ids, &mask, false).to_device(Device::Cpu);
+    });
+    let tokens = (batch * length) as u64;
+    let flops = encoder.model_config().flops(tokens, length as u64);
+    row("fixed", batch, length, batch, tokens, secs, flops)
+}
+
+fn mixed(
+    encoder: &Encoder,
+    path: &std::path::Path,
+    count: usize,
+    reps: usize,
+) -> anyhow::Result<Row> {
+    let records = Reader::open(Some(path))?.next_chunk(count)?;
+    let texts: Vec<&str> = records.iter().map(|r| r.text.as_str()).collect();
+    let seqs = encoder.tokenize(&texts)?;
+    let tokens: u64 = seqs.iter().map(|s| s.len() as u64).sum();
+    let flops: u64 = seqs
+        .iter()
+        .map(|s| encoder.model_config().flops(s.len() as u64, s.len() as u64))
+        .sum();
+    let _ = encoder.embed(&texts[..texts.len().min(8)])?; // warm-up
+    let mut failed = None;
+    let secs = median_secs(reps, || {
+        if let Err(e) = encoder.embed(&texts) {
+            failed = Some(e);
+        }
+    });
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
+    Ok(row("mixed", 0, 0, texts.len(), tokens, secs, flops))
+}
+
+fn row(
+    workload: &str,
+    batch: usize,
+    length: usize,
+    texts: usize,
+    tokens: u64,
+    secs: f64,
+    flops: u64,
+) -> Row {
+    Row {
+        workload: workload.into(),
+        batch,
+        length,
+        texts,
+        tokens,
+        seconds: secs,
+        texts_per_s: texts as f64 / secs,
+        tokens_per_s: tokens as f64 / secs,
+        gflops: flops as f64 / secs / 1e9,
+    }
+}
+
+fn median_secs(reps: usize, mut f: impl FnMut()) -> f64 {
+    let mut times: Vec<f64> = (0..reps)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+fn print_row(r: &Row) {
+    let shape = if r.workload == "fixed" {
+        format!("b={:<3} L={:<4}", r.batch, r.length)
+    } else {
+        format!("{} texts ", r.texts)
+    };
+    println!(
+        "{:<6} {:<12} {:>10.1} texts/s {:>10.0} tokens/s {:>8.1} GFLOP/s",
+        r.workload, shape, r.texts_per_s, r.tokens_per_s, r.gflops
+    );
+}

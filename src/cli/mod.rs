@@ -1,0 +1,102 @@
+//! The `detective` command line: argument parsing and wiring only; the work
+//! lives in the library modules.
+mod bench;
+mod embed;
+pub mod input;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{EncoderConfig, DEFAULT_MAX_LENGTH, DEFAULT_MODEL};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "detective",
+    version,
+    about = "Tells human from machine-written text"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Embed texts (plain lines or JSONL with a `text` field) into JSONL vectors.
+    Embed(embed::EmbedArgs),
+    /// Measure encoder throughput (texts/s, tokens/s, GFLOP/s).
+    Bench(bench::BenchArgs),
+}
+
+/// Flags that choose and run the encoder; shared by every command that embeds.
+#[derive(Debug, Clone, Args)]
+pub struct EncoderArgs {
+    /// Model name (minilm, mpnet, ...) or a directory with config.json,
+    /// model.safetensors and tokenizer.json.
+    #[arg(long, env = "DETECTIVE_MODEL", default_value = DEFAULT_MODEL)]
+    pub model: String,
+    /// Truncation length in tokens, special tokens included.
+    #[arg(long, env = "DETECTIVE_MAX_LENGTH", default_value_t = DEFAULT_MAX_LENGTH)]
+    pub max_length: usize,
+    /// cpu, cuda, cuda:N or auto.
+    #[arg(long, env = "DETECTIVE_DEVICE", default_value = "cpu")]
+    pub device: String,
+    /// LibTorch intra-op threads (default: one per core).
+    #[arg(long, env = "DETECTIVE_THREADS")]
+    pub threads: Option<usize>,
+    /// Most padded tokens (texts x longest text) per forward pass.
+    #[arg(long, env = "DETECTIVE_BATCH_TOKENS", default_value_t = 8192)]
+    pub batch_tokens: usize,
+    /// Most texts per forward pass.
+    #[arg(long, env = "DETECTIVE_MAX_BATCH", default_value_t = 64)]
+    pub max_batch: usize,
+}
+
+impl EncoderArgs {
+    pub fn to_config(&self) -> anyhow::Result<EncoderConfig> {
+        anyhow::ensure!(self.batch_tokens > 0, "--batch-tokens must be positive");
+        anyhow::ensure!(self.max_batch > 0, "--max-batch must be positive");
+        anyhow::ensure!(self.threads != Some(0), "--threads must be positive");
+        Ok(EncoderConfig {
+            model: self.model.clone(),
+            max_length: self.max_length,
+            device: self.device.clone(),
+            threads: self.threads,
+            batch_tokens: self.batch_tokens,
+            max_batch: self.max_batch,
+        })
+    }
+}
+
+/// Parses the process arguments and runs the chosen command.
+pub fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_tracing();
+    match cli.command {
+        Command::Embed(args) => embed::run(&args),
+        Command::Bench(args) => bench::run(&args),
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DETECTIVE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Replaces Rust's panic trace with a one-line message: a panic is a bug, but
+/// the user should see what failed, not a backtrace.
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        let first = msg.lines().next().unwrap_or_default();
+        eprintln!("error: internal failure: {first}");
+    }));
+}

@@ -1,0 +1,272 @@
+//! Text -> normalised style vector.
+//!
+//! An [`Encoder`] is a transformer (BERT or MPNet, chosen by the checkpoint's
+//! `config.json`) plus its tokenizer. Embedding is mean pooling over real
+//! tokens followed by L2 normalisation, so cosine similarity is a dot product
+//! downstream. Batches are padded only to their longest member, and a list of
+//! texts is sorted by token length before it is cut into batches, so short
+//! texts never pay for long ones; results come back in input order.
+//!
+//! The [`Embed`] trait is the small synchronous surface the rest of the
+//! service depends on, so tests about voting or HTTP can use a fake.
+mod batch;
+pub mod bert;
+pub mod config;
+pub mod layers;
+pub mod mpnet;
+pub mod pooling;
+pub mod registry;
+pub mod tokenize;
+
+use std::path::PathBuf;
+
+use tch::{nn, Device, Tensor};
+
+pub use batch::plan_batches;
+pub use config::{Architecture, ModelConfig};
+pub use registry::{resolve, ModelFiles};
+pub use tokenize::Tokenizer;
+
+use crate::config::EncoderConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EncoderError {
+    #[error("unknown model {spec:?}: not a directory and not one of [{}]", known.join(", "))]
+    UnknownModel { spec: String, known: Vec<String> },
+    #[error("model {model}: missing {path} (run scripts/setup to install model weights)")]
+    MissingFile { model: String, path: PathBuf },
+    #[error(
+        "checksum mismatch for {path}: expected {expected}, found {actual} (re-run scripts/setup)"
+    )]
+    Checksum {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
+    #[error("cannot read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid model file {path}: {reason}")]
+    Config { path: PathBuf, reason: String },
+    #[error("max_length {requested} is outside 2..={limit} for this model")]
+    MaxLength { requested: usize, limit: usize },
+    #[error("tokenizer: {0}")]
+    Tokenize(String),
+    #[error("device {0:?} is not available")]
+    Device(String),
+    #[error(transparent)]
+    Torch(#[from] tch::TchError),
+}
+
+/// Identity of the encoder that produced a vector: vectors from different
+/// identities are never compared.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EncoderId {
+    pub name: String,
+    /// SHA-256 of `model.safetensors`.
+    pub checksum: String,
+    pub max_length: usize,
+}
+
+impl std::fmt::Display for EncoderId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let short = &self.checksum[..self.checksum.len().min(12)];
+        write!(f, "{}@{}/{}", self.name, short, self.max_length)
+    }
+}
+
+/// What the rest of the service needs from an encoder.
+pub trait Embed {
+    fn id(&self) -> &EncoderId;
+    fn dim(&self) -> usize;
+    /// One normalised vector per text, in input order.
+    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EncoderError>;
+}
+
+enum Network {
+    Bert(bert::Bert),
+    MpNet(mpnet::MpNet),
+}
+
+pub struct Encoder {
+    network: Network,
+    tokenizer: Tokenizer,
+    vs: nn::VarStore,
+    config: ModelConfig,
+    id: EncoderId,
+    batch_tokens: usize,
+    max_batch: usize,
+}
+
+impl Encoder {
+    pub fn load(cfg: &EncoderConfig) -> Result<Self, EncoderError> {
+        let files = registry::resolve(&cfg.model)?;
+        Self::load_files(&files, cfg)
+    }
+
+    pub fn load_files(files: &ModelFiles, cfg: &EncoderConfig) -> Result<Self, EncoderError> {
+        if let Some(n) = cfg.threads {
+            tch::set_num_threads(n as i32);
+        }
+        let device = parse_device(&cfg.device)?;
+        let config = ModelConfig::from_file(&files.path("config.json"))?;
+        let limit = config.max_tokens();
+        if cfg.max_length < 2 || cfg.max_length > limit {
+            return Err(EncoderError::MaxLength {
+                requested: cfg.max_length,
+                limit,
+            });
+        }
+        let mut vs = nn::VarStore::new(device);
+        let root = vs.root();
+        let network = match config.architecture() {
+            Some(Architecture::MpNet) => Network::MpNet(mpnet::MpNet::new(&root, &config)),
+            _ => Network::Bert(bert::Bert::new(&root, &config)),
+        };
+        let weights = files.path("model.safetensors");
+        vs.load(&weights)?;
+        vs.float();
+        let checksum = match files
+            .manifest
+            .as_ref()
+            .and_then(|m| m.files.get("model.safetensors"))
+        {
+            Some(sum) => sum.to_ascii_lowercase(),
+            None => registry::sha256_file(&weights)?,
+        };
+        let tokenizer = Tokenizer::from_file(&files.path("tokenizer.json"), cfg.max_length)?;
+        Ok(Self {
+            network,
+            tokenizer,
+            vs,
+            config,
+            id: EncoderId {
+                name: files.name.clone(),
+                checksum,
+                max_length: cfg.max_length,
+            },
+            batch_tokens: cfg.batch_tokens,
+            max_batch: cfg.max_batch,
+        })
+    }
+
+    pub fn model_config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    pub fn var_store(&self) -> &nn::VarStore {
+        &self.vs
+    }
+
+    pub fn var_store_mut(&mut self) -> &mut nn::VarStore {
+        &mut self.vs
+    }
+
+    pub fn device(&self) -> Device {
+        self.vs.device()
+    }
+
+    /// Changes the truncation length (and so the encoder's identity).
+    pub fn set_max_length(&mut self, max_length: usize) -> Result<(), EncoderError> {
+        let limit = self.config.max_tokens();
+        if max_length < 2 || max_length > limit {
+            return Err(EncoderError::MaxLength {
+                requested: max_length,
+                limit,
+            });
+        }
+        self.tokenizer.set_max_length(max_length)?;
+        self.id.max_length = max_length;
+        Ok(())
+    }
+
+    pub fn tokenize(&self, texts: &[&str]) -> Result<Vec<Vec<i64>>, EncoderError> {
+        self.tokenizer.encode_batch(texts)
+    }
+
+    /// Pads token ids to the longest sequence: `(ids, mask)` on the device.
+    pub fn pad(&self, seqs: &[&[i64]]) -> (Tensor, Tensor) {
+        let longest = seqs.iter().map(|s| s.len()).max().unwrap_or(0);
+        let pad = self.tokenizer.pad_id();
+        let mut ids = Vec::with_capacity(seqs.len() * longest);
+        let mut mask = Vec::with_capacity(seqs.len() * longest);
+        for s in seqs {
+            ids.extend_from_slice(s);
+            ids.extend(std::iter::repeat_n(pad, longest - s.len()));
+            mask.extend(std::iter::repeat_n(1i64, s.len()));
+            mask.extend(std::iter::repeat_n(0i64, longest - s.len()));
+        }
+        let shape = [seqs.len() as i64, longest as i64];
+        let device = self.device();
+        (
+            Tensor::from_slice(&ids).view(shape).to_device(device),
+            Tensor::from_slice(&mask).view(shape).to_device(device),
+        )
+    }
+
+    /// Pooled, normalised embeddings `[batch, dim]`; with `train` the graph
+    /// is kept for back-propagation and dropout is active.
+    pub fn forward(&self, ids: &Tensor, mask: &Tensor, train: bool) -> Tensor {
+        let states = match &self.network {
+            Network::Bert(m) => m.forward(ids, mask, train),
+            Network::MpNet(m) => m.forward(ids, mask, train),
+        };
+        pooling::normalize(&pooling::mean_pool(&states, mask))
+    }
+
+    /// Embeds already tokenized sequences, batching by length; input order.
+    pub fn embed_tokens(&self, seqs: &[Vec<i64>]) -> Result<Vec<Vec<f32>>, EncoderError> {
+        let lens: Vec<usize> = seqs.iter().map(Vec::len).collect();
+        let mut out = vec![Vec::new(); seqs.len()];
+        let _guard = tch::no_grad_guard();
+        for batch in plan_batches(&lens, self.batch_tokens, self.max_batch) {
+            let rows: Vec<&[i64]> = batch.iter().map(|&i| seqs[i].as_slice()).collect();
+            let (ids, mask) = self.pad(&rows);
+            let pooled = self.forward(&ids, &mask, false).to_device(Device::Cpu);
+            let dim = pooled.size()[1] as usize;
+            let flat: Vec<f32> = Vec::try_from(pooled.flatten(0, -1))?;
+            for (row, &i) in flat.chunks(dim).zip(&batch) {
+                out[i] = row.to_vec();
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Embed for Encoder {
+    fn id(&self) -> &EncoderId {
+        &self.id
+    }
+
+    fn dim(&self) -> usize {
+        self.config.hidden_size as usize
+    }
+
+    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EncoderError> {
+        let seqs = self.tokenize(texts)?;
+        self.embed_tokens(&seqs)
+    }
+}
+
+/// `cpu`, `cuda`, `cuda:N`, or `auto` (CUDA when available).
+pub fn parse_device(spec: &str) -> Result<Device, EncoderError> {
+    match spec {
+        "cpu" => Ok(Device::Cpu),
+        "auto" => Ok(Device::cuda_if_available()),
+        "cuda" if tch::Cuda::is_available() => Ok(Device::Cuda(0)),
+        s => match s
+            .strip_prefix("cuda:")
+            .and_then(|n| n.parse::<usize>().ok())
+        {
+            Some(n) if n < tch::Cuda::device_count() as usize => Ok(Device::Cuda(n)),
+            _ => Err(EncoderError::Device(s.to_owned())),
+        },
+    }
+}

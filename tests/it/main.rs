@@ -1,0 +1,11 @@
+//! The one integration-test binary.
+//!
+//! Needs the set-up's model weights (`scripts/setup`) and `../shared/`
+//! (fixtures and corpus; `DETECTIVE_SHARED` overrides the location).
+
+/// Shared helpers: paths, fixture loading, vector maths.
+mod common;
+/// `detective embed` as a user runs it: formats, order, errors.
+mod embed_cli;
+/// Rust encoder against reference token ids and embeddings from `transformers`.
+mod encoder_parity;
