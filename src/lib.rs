@@ -1,9 +1,19 @@
 //! detective: tells human from machine-written text, and which model family
 //! wrote it, by nearest-neighbour voting in a learned style space.
 //!
+//! Dependencies point one way: `cli -> eval -> detect -> encoder | index | store`;
+//! `config` is a leaf everyone may use.
+//!
 //! - [`encoder`]: text -> normalised style vector (BERT/MPNet on LibTorch).
-//! - [`config`]: validated per-component configuration.
+//! - [`index`]: nearest-neighbour search (HNSW and exact).
+//! - [`store`]: durable labelled references (SQLite, PostgreSQL).
+//! - [`detect`]: the vote, calibration, import, the searchable reference set.
+//! - [`eval`]: metrics, reports and plots over labelled sets.
 //! - [`cli`]: the `detective` command line; wiring only.
 pub mod cli;
 pub mod config;
+pub mod detect;
 pub mod encoder;
+pub mod eval;
+pub mod index;
+pub mod store;

@@ -1,8 +1,13 @@
 //! The `detective` command line: argument parsing and wiring only; the work
 //! lives in the library modules.
 mod bench;
+pub mod common;
+mod detect;
 mod embed;
+mod eval;
+mod import;
 pub mod input;
+mod reindex;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -25,6 +30,14 @@ pub enum Command {
     Embed(embed::EmbedArgs),
     /// Measure encoder throughput (texts/s, tokens/s, GFLOP/s).
     Bench(bench::BenchArgs),
+    /// Add labelled references from a JSONL file (idempotent, resumable).
+    Import(import::ImportArgs),
+    /// Tell human from machine text: verdicts as JSON lines or a table.
+    Detect(detect::DetectArgs),
+    /// Re-embed every stored reference with the running encoder.
+    Reindex(reindex::ReindexArgs),
+    /// Score a labelled file against references built from labelled files.
+    Eval(eval::EvalArgs),
 }
 
 /// Flags that choose and run the encoder; shared by every command that embeds.
@@ -74,6 +87,10 @@ pub fn run() -> anyhow::Result<()> {
     match cli.command {
         Command::Embed(args) => embed::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Import(args) => import::run(&args),
+        Command::Detect(args) => detect::run(&args),
+        Command::Reindex(args) => reindex::run(&args),
+        Command::Eval(args) => eval::run(&args),
     }
 }
 

@@ -1,0 +1,133 @@
+//! `detective detect`: verdicts for texts from an argument, a file or stdin.
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+
+use super::common::{all_rows, build_references, calibration, open_store, runtime, seed_if_empty, IndexArgs, StoreArgs};
+use super::input::Reader;
+use super::EncoderArgs;
+use crate::detect::{check_encoder, detect_vectors, Verdict, VoteConfig};
+use crate::encoder::{Embed, Encoder};
+
+#[derive(Debug, Args)]
+pub struct DetectArgs {
+    #[command(flatten)]
+    pub encoder: EncoderArgs,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub index: IndexArgs,
+    /// Text to check; without it, texts are read from --file or stdin.
+    pub text: Option<String>,
+    /// Texts to check (JSONL with a `text` field, or plain lines).
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    /// Neighbours that vote (default: the calibrated k).
+    #[arg(long)]
+    pub k: Option<usize>,
+    /// Operating point: target false-positive rate on human text (0.01 or 0.05).
+    #[arg(long, env = "DETECTIVE_TARGET_FPR", default_value_t = 0.01)]
+    pub target_fpr: f64,
+    /// json (one line per text) or table; default: table on a terminal.
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Include the neighbours in JSON output.
+    #[arg(long)]
+    pub explain: bool,
+}
+
+pub fn run(args: &DetectArgs) -> anyhow::Result<()> {
+    let format = match args.format.as_deref() {
+        Some("json") => false,
+        Some("table") => true,
+        Some(other) => anyhow::bail!("--format must be json or table, not {other:?}"),
+        None => std::io::stdout().is_terminal(),
+    };
+    let encoder = Encoder::load(&args.encoder.to_config()?).with_context(|| format!("cannot load model {:?}", args.encoder.model))?;
+    let rt = runtime()?;
+    let (refs, cfg) = rt.block_on(async {
+        let store = open_store(&args.store).await?;
+        seed_if_empty(store.as_ref(), &encoder).await?;
+        check_encoder(store.as_ref(), encoder.id()).await?;
+        let rows = all_rows(store.as_ref()).await?;
+        anyhow::ensure!(!rows.is_empty(), "the store holds no references: add some with `detective import FILE.jsonl`");
+        let kind = args.index.kind(rows.len())?;
+        let cal = calibration(store.as_ref(), &encoder, &rows, kind, false).await?;
+        let refs = build_references(&rows, encoder.dim(), kind)?;
+        let mut cfg = cal.map(|c| c.vote_config(Some(args.target_fpr))).unwrap_or_default();
+        if let Some(k) = args.k {
+            anyhow::ensure!(k > 0, "--k must be positive");
+            cfg.k = k;
+        }
+        Ok::<_, anyhow::Error>((refs, cfg))
+    })?;
+    let texts: Vec<String> = match &args.text {
+        Some(t) => vec![t.clone()],
+        None => {
+            let mut reader = Reader::open(args.file.as_deref())?;
+            let mut all = Vec::new();
+            loop {
+                let chunk = reader.next_chunk(1024)?;
+                if chunk.is_empty() {
+                    break;
+                }
+                all.extend(chunk.into_iter().map(|r| r.text));
+            }
+            all
+        }
+    };
+    anyhow::ensure!(texts.iter().all(|t| !t.trim().is_empty()), "empty text: nothing to check");
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if format {
+        writeln!(out, "{:<8} {:>6} {:>4}  {:<14} {:<18} {:<5} text", "verdict", "score", "k", "family", "model", "novel")?;
+    }
+    for chunk in texts.chunks(256) {
+        let refs_t: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        let vectors = encoder.embed(&refs_t)?;
+        for (text, verdict) in chunk.iter().zip(detect_vectors(&refs, &vectors, &cfg)) {
+            let verdict = verdict.context("no references to vote")?;
+            print_verdict(&mut out, text, &verdict, &cfg, format, args.explain, encoder.id().to_string())?;
+        }
+    }
+    Ok(())
+}
+
+fn print_verdict(
+    out: &mut impl Write,
+    text: &str,
+    v: &Verdict,
+    cfg: &VoteConfig,
+    table: bool,
+    explain: bool,
+    encoder: String,
+) -> anyhow::Result<()> {
+    if table {
+        let preview: String = text.chars().take(48).map(|c| if c.is_control() { ' ' } else { c }).collect();
+        let label = v.operating_point.as_ref().map_or(v.label, |op| op.label);
+        writeln!(
+            out,
+            "{:<8} {:>6.3} {:>4}  {:<14} {:<18} {:<5} {}",
+            label.as_str(),
+            v.score,
+            cfg.k,
+            v.attribution.family.as_deref().unwrap_or("-"),
+            v.attribution.model.as_deref().unwrap_or("-"),
+            if v.novel { "yes" } else { "no" },
+            preview
+        )?;
+        return Ok(());
+    }
+    let mut value = serde_json::to_value(v)?;
+    if let Some(obj) = value.as_object_mut() {
+        if !explain {
+            obj.remove("neighbours");
+        }
+        obj.insert("encoder".into(), encoder.into());
+    }
+    serde_json::to_writer(&mut *out, &value)?;
+    writeln!(out)?;
+    Ok(())
+}

@@ -1,0 +1,128 @@
+//! `detective eval`: references from labelled files, a scored test file,
+//! metrics with breakdowns, a JSON report, a Markdown table and a plot.
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Args;
+
+use super::common::IndexArgs;
+use super::input::progress;
+use super::EncoderArgs;
+use crate::encoder::{Embed, Encoder};
+use crate::eval::report::ReportInput;
+use crate::eval::{calibrate_on, load_set, plot, score, EvalOptions, LabelledSet, Report};
+use crate::index::IndexKind;
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub encoder: EncoderArgs,
+    #[command(flatten)]
+    pub index: IndexArgs,
+    /// Reference files (JSONL, corpus format), comma-separated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub refs: Vec<PathBuf>,
+    /// The file to score.
+    #[arg(long)]
+    pub test: PathBuf,
+    /// Write the JSON report here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write the Markdown tables here.
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
+    /// Draw the ROC curve and validation AvgRec by k (SVG).
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    /// Use this k instead of the one calibrated on validation.
+    #[arg(long)]
+    pub k: Option<usize>,
+    /// Share of reference groups held out for calibration.
+    #[arg(long, default_value_t = 0.1)]
+    pub val_fraction: f64,
+    /// Most validation texts.
+    #[arg(long, default_value_t = 3000)]
+    pub max_val: usize,
+    /// Embedding cache folder.
+    #[arg(long, default_value = ".cache/embeddings")]
+    pub cache: PathBuf,
+    /// Do not read or write the embedding cache.
+    #[arg(long)]
+    pub no_cache: bool,
+}
+
+fn load(path: &PathBuf, encoder: &Encoder, cache: Option<&std::path::Path>) -> anyhow::Result<LabelledSet> {
+    let bar = progress(None, "texts embedded");
+    let set = load_set(path, encoder, cache, &|done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })
+    .with_context(|| format!("cannot load {}", path.display()))?;
+    bar.finish_and_clear();
+    eprintln!("{}: {} records", path.display(), set.records.len());
+    Ok(set)
+}
+
+pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
+    let encoder = Encoder::load(&args.encoder.to_config()?).with_context(|| format!("cannot load model {:?}", args.encoder.model))?;
+    let cache = (!args.no_cache).then_some(args.cache.as_path());
+    let started = Instant::now();
+    let mut rows = Vec::new();
+    for path in &args.refs {
+        let set = load(path, &encoder, cache)?;
+        let offset = rows.len() as i64;
+        rows.extend(set.rows().into_iter().map(|mut r| {
+            r.id += offset;
+            r
+        }));
+    }
+    let test = load(&args.test, &encoder, cache)?;
+    let embedded = started.elapsed();
+    let kind = args.index.kind(rows.len())?;
+    let opts = EvalOptions {
+        index: kind,
+        k: args.k,
+        val_fraction: args.val_fraction,
+        max_val: args.max_val,
+        cache_dir: cache.map(PathBuf::from),
+        ..EvalOptions::default()
+    };
+    let cal = calibrate_on(&rows, encoder.dim(), &opts)?;
+    eprintln!("calibrated on {} validation texts: k = {}", cal.validation_size, cal.k);
+    let t = Instant::now();
+    let verdicts = score(&rows, &test, encoder.dim(), &cal, &opts)?;
+    let scoring = t.elapsed();
+    let report = Report::build(ReportInput {
+        encoder: encoder.id().to_string(),
+        references: args.refs.iter().map(|p| p.display().to_string()).collect(),
+        test: args.test.display().to_string(),
+        index: match kind {
+            IndexKind::Exact => "exact".into(),
+            IndexKind::Hnsw(p) => format!("hnsw(m={}, ef_construction={}, ef_search={})", p.m, p.ef_construction, p.ef_search),
+        },
+        reference_count: rows.len(),
+        records: &test.records,
+        verdicts: &verdicts,
+        calibration: cal,
+    });
+    let md = report.markdown();
+    println!("{md}");
+    eprintln!(
+        "embedding {:.1} s, calibration + scoring {:.1} s ({} texts)",
+        embedded.as_secs_f64(),
+        scoring.as_secs_f64(),
+        test.records.len()
+    );
+    if let Some(p) = &args.json {
+        std::fs::write(p, serde_json::to_vec_pretty(&report)?).with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    if let Some(p) = &args.markdown {
+        std::fs::write(p, &md).with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    if let Some(p) = &args.plot {
+        let svg = plot::svg(&report.roc, report.summary.auroc, &report.calibration.avg_rec_by_k);
+        std::fs::write(p, svg).with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    Ok(())
+}

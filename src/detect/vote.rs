@@ -1,0 +1,292 @@
+//! The DeTeCtive vote: pure, IO-free.
+//!
+//! The `k` nearest references vote. The verdict is the majority label; a tie
+//! (possible with even `k`) goes to the similarity-weighted score, and an
+//! exact tie there goes to `human`, because wrongly accusing a person costs
+//! more than missing a machine. The score is the softmax-weighted share of
+//! machine neighbours, `sum_machine w / sum w` with `w = exp(sim / T)`: a
+//! probability-like number in [0, 1] that ranks texts for ROC analysis and
+//! for the calibrated operating point. Attribution is the vote share of each
+//! family and model among the machine neighbours.
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::store::Label;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Neighbour {
+    pub id: i64,
+    pub similarity: f32,
+    pub label: Label,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+/// A score threshold chosen on validation data for a target false-positive
+/// rate on human text.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct OperatingPoint {
+    pub target_fpr: f64,
+    pub threshold: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct VoteConfig {
+    pub k: usize,
+    /// Softmax temperature of the score weights.
+    pub temperature: f64,
+    /// Nearest similarity below which a text is flagged as novel.
+    pub novelty_threshold: Option<f32>,
+    pub operating_point: Option<OperatingPoint>,
+}
+
+impl Default for VoteConfig {
+    fn default() -> Self {
+        Self {
+            k: 10,
+            temperature: 0.05,
+            novelty_threshold: None,
+            operating_point: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Share {
+    pub name: String,
+    pub votes: usize,
+    pub share: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct Attribution {
+    /// Most voted family among machine neighbours.
+    pub family: Option<String>,
+    pub model: Option<String>,
+    pub families: Vec<Share>,
+    pub models: Vec<Share>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OperatingVerdict {
+    pub target_fpr: f64,
+    pub threshold: f64,
+    pub label: Label,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Verdict {
+    /// Majority label of the k nearest references.
+    pub label: Label,
+    /// Similarity-weighted probability of machine authorship.
+    pub score: f64,
+    pub k: usize,
+    pub machine_votes: usize,
+    pub human_votes: usize,
+    pub nearest_similarity: f32,
+    /// The nearest reference is less similar than the calibrated novelty
+    /// threshold: references for this kind of text are probably missing.
+    pub novel: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operating_point: Option<OperatingVerdict>,
+    pub attribution: Attribution,
+    pub neighbours: Vec<Neighbour>,
+}
+
+/// Votes over neighbours sorted most similar first (only the first `k`
+/// count). `None` when there are no neighbours.
+pub fn vote(neighbours: &[Neighbour], cfg: &VoteConfig) -> Option<Verdict> {
+    let used = &neighbours[..neighbours.len().min(cfg.k.max(1))];
+    let nearest = used.iter().map(|n| n.similarity).fold(f32::NEG_INFINITY, f32::max);
+    if used.is_empty() {
+        return None;
+    }
+    let score = weighted_score(used, cfg.temperature);
+    let machine_votes = used.iter().filter(|n| n.label == Label::Machine).count();
+    let human_votes = used.len() - machine_votes;
+    let label = match machine_votes.cmp(&human_votes) {
+        std::cmp::Ordering::Greater => Label::Machine,
+        std::cmp::Ordering::Less => Label::Human,
+        std::cmp::Ordering::Equal if score > 0.5 => Label::Machine,
+        std::cmp::Ordering::Equal => Label::Human,
+    };
+    let operating_point = cfg.operating_point.map(|op| OperatingVerdict {
+        target_fpr: op.target_fpr,
+        threshold: op.threshold,
+        label: if score >= op.threshold {
+            Label::Machine
+        } else {
+            Label::Human
+        },
+    });
+    Some(Verdict {
+        label,
+        score,
+        k: used.len(),
+        machine_votes,
+        human_votes,
+        nearest_similarity: nearest,
+        novel: cfg.novelty_threshold.is_some_and(|t| nearest < t),
+        operating_point,
+        attribution: attribution(used),
+        neighbours: used.to_vec(),
+    })
+}
+
+/// Softmax-weighted machine share; weights are shifted by the best
+/// similarity so the exponentials cannot overflow.
+pub fn weighted_score(used: &[Neighbour], temperature: f64) -> f64 {
+    let t = temperature.max(1e-6);
+    let best = used.iter().map(|n| f64::from(n.similarity)).fold(f64::NEG_INFINITY, f64::max);
+    let (mut machine, mut total) = (0.0, 0.0);
+    for n in used {
+        let w = ((f64::from(n.similarity) - best) / t).exp();
+        total += w;
+        if n.label == Label::Machine {
+            machine += w;
+        }
+    }
+    if total > 0.0 {
+        machine / total
+    } else {
+        0.0
+    }
+}
+
+fn attribution(used: &[Neighbour]) -> Attribution {
+    let machines: Vec<&Neighbour> = used.iter().filter(|n| n.label == Label::Machine).collect();
+    let families = shares(&machines, |n| n.family.as_deref());
+    let models = shares(&machines, |n| n.model.as_deref());
+    Attribution {
+        family: families.first().map(|s| s.name.clone()),
+        model: models.first().map(|s| s.name.clone()),
+        families,
+        models,
+    }
+}
+
+/// Vote shares by key, most votes first; ties go to the larger summed
+/// similarity, then to the name.
+fn shares(machines: &[&Neighbour], key: impl Fn(&Neighbour) -> Option<&str>) -> Vec<Share> {
+    let mut tally: BTreeMap<&str, (usize, f64)> = BTreeMap::new();
+    for n in machines {
+        let e = tally.entry(key(n).unwrap_or("unknown")).or_default();
+        e.0 += 1;
+        e.1 += f64::from(n.similarity);
+    }
+    let total = machines.len().max(1) as f64;
+    let mut out: Vec<(&str, usize, f64)> = tally.into_iter().map(|(k, (v, s))| (k, v, s)).collect();
+    out.sort_by(|a, b| b.1.cmp(&a.1).then(b.2.total_cmp(&a.2)).then(a.0.cmp(b.0)));
+    out.into_iter()
+        .map(|(name, votes, _)| Share {
+            name: name.to_owned(),
+            votes,
+            share: votes as f64 / total,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(id: i64, sim: f32, label: Label, family: &str, model: &str) -> Neighbour {
+        Neighbour {
+            id,
+            similarity: sim,
+            label,
+            model: Some(model.into()),
+            family: Some(family.into()),
+            source: None,
+        }
+    }
+
+    fn h(id: i64, sim: f32) -> Neighbour {
+        n(id, sim, Label::Human, "human", "human")
+    }
+
+    fn m(id: i64, sim: f32, family: &str, model: &str) -> Neighbour {
+        n(id, sim, Label::Machine, family, model)
+    }
+
+    #[test]
+    fn majority_decides_and_attribution_counts_machines_only() {
+        let nb = [
+            m(1, 0.9, "openai", "gpt-4"),
+            h(2, 0.85),
+            m(3, 0.8, "openai", "gpt-3.5-turbo"),
+            m(4, 0.7, "google", "palm-2"),
+            h(5, 0.6),
+        ];
+        let v = vote(&nb, &VoteConfig { k: 5, ..Default::default() }).unwrap();
+        assert_eq!(v.label, Label::Machine);
+        assert_eq!((v.machine_votes, v.human_votes), (3, 2));
+        assert_eq!(v.attribution.family.as_deref(), Some("openai"));
+        assert!((v.attribution.families[0].share - 2.0 / 3.0).abs() < 1e-12);
+        assert_eq!(v.attribution.models.len(), 3);
+        // gpt-4 and gpt-3.5-turbo tie on votes; gpt-4 is more similar.
+        assert_eq!(v.attribution.model.as_deref(), Some("gpt-4"));
+        assert!(v.score > 0.5 && v.score < 1.0);
+    }
+
+    #[test]
+    fn only_the_first_k_vote() {
+        let nb = [h(1, 0.9), m(2, 0.8, "a", "a1"), m(3, 0.7, "a", "a1")];
+        let v = vote(&nb, &VoteConfig { k: 1, ..Default::default() }).unwrap();
+        assert_eq!(v.label, Label::Human);
+        assert_eq!(v.k, 1);
+        assert_eq!(v.score, 0.0);
+        assert!(v.attribution.family.is_none());
+    }
+
+    #[test]
+    fn tie_goes_to_weighted_score_then_human() {
+        let cfg = VoteConfig { k: 2, ..Default::default() };
+        let closer_machine = [m(1, 0.9, "a", "a1"), h(2, 0.5)];
+        assert_eq!(vote(&closer_machine, &cfg).unwrap().label, Label::Machine);
+        let closer_human = [h(1, 0.9), m(2, 0.5, "a", "a1")];
+        assert_eq!(vote(&closer_human, &cfg).unwrap().label, Label::Human);
+        let exact = [m(1, 0.7, "a", "a1"), h(2, 0.7)];
+        let v = vote(&exact, &cfg).unwrap();
+        assert_eq!(v.score, 0.5);
+        assert_eq!(v.label, Label::Human);
+    }
+
+    #[test]
+    fn score_is_a_probability_and_falls_with_temperature_sharpening() {
+        let nb = [m(1, 0.95, "a", "a1"), h(2, 0.9), h(3, 0.9)];
+        let soft = weighted_score(&nb, 10.0);
+        let sharp = weighted_score(&nb, 0.005);
+        assert!((soft - 1.0 / 3.0).abs() < 0.01, "{soft}");
+        assert!(sharp > 0.99, "{sharp}");
+        assert!((0.0..=1.0).contains(&weighted_score(&nb, 0.05)));
+    }
+
+    #[test]
+    fn novelty_and_operating_point() {
+        let cfg = VoteConfig {
+            k: 3,
+            novelty_threshold: Some(0.5),
+            operating_point: Some(OperatingPoint { target_fpr: 0.01, threshold: 0.9 }),
+            ..Default::default()
+        };
+        let nb = [m(1, 0.4, "a", "a1"), m(2, 0.39, "a", "a1"), h(3, 0.38)];
+        let v = vote(&nb, &cfg).unwrap();
+        assert!(v.novel);
+        assert_eq!(v.label, Label::Machine);
+        let op = v.operating_point.unwrap();
+        assert_eq!(op.label, Label::Human, "score {} under threshold 0.9", v.score);
+        let familiar = [m(1, 0.8, "a", "a1")];
+        assert!(!vote(&familiar, &cfg).unwrap().novel);
+    }
+
+    #[test]
+    fn no_neighbours_no_verdict() {
+        assert!(vote(&[], &VoteConfig::default()).is_none());
+    }
+}

@@ -1,0 +1,206 @@
+//! Offline evaluation: build references from labelled files, calibrate on a
+//! validation split carved from those references, score a test file, report.
+//!
+//! The validation split is chosen by hashing each record's `group` (texts
+//! derived from one source document share a group), so near-duplicates never
+//! straddle it. k, the operating-point thresholds and the novelty threshold
+//! are chosen on it with references that exclude it; the scored set is only
+//! ever scored.
+pub mod cache;
+pub mod metrics;
+pub mod plot;
+pub mod report;
+
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+
+use crate::detect::import::parse_record;
+use crate::detect::{calibrate, vote, Calibration, Neighbour, References, Verdict};
+use crate::encoder::{Embed, EncoderError};
+use crate::index::IndexKind;
+use crate::store::{text_sha256, NewReference, VectorRow};
+
+pub use metrics::{summarize, Scored, Summary};
+pub use report::Report;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    #[error("{path}: line {line}: {reason}")]
+    Invalid { path: PathBuf, line: usize, reason: String },
+    #[error("cannot read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0} holds no records")]
+    Empty(PathBuf),
+    #[error(transparent)]
+    Encoder(#[from] EncoderError),
+    #[error(transparent)]
+    Detect(#[from] crate::detect::DetectError),
+}
+
+#[derive(Debug, Clone)]
+pub struct EvalOptions {
+    pub index: IndexKind,
+    /// Use this k instead of the calibrated one.
+    pub k: Option<usize>,
+    /// Share of reference groups carved out for validation.
+    pub val_fraction: f64,
+    /// Most validation texts.
+    pub max_val: usize,
+    pub target_fprs: Vec<f64>,
+    pub temperature: f64,
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for EvalOptions {
+    fn default() -> Self {
+        Self {
+            index: IndexKind::Hnsw(Default::default()),
+            k: None,
+            val_fraction: 0.1,
+            max_val: 3000,
+            target_fprs: vec![0.01, 0.05],
+            temperature: 0.05,
+            cache_dir: Some(PathBuf::from(".cache/embeddings")),
+        }
+    }
+}
+
+/// Records of one labelled file with their embeddings.
+pub struct LabelledSet {
+    pub records: Vec<NewReference>,
+    pub vectors: Vec<Vec<f32>>,
+}
+
+/// Reads a labelled JSONL file and embeds it (or loads cached vectors).
+pub fn load_set(
+    path: &Path,
+    encoder: &dyn Embed,
+    cache_dir: Option<&Path>,
+    progress: &dyn Fn(u64, u64),
+) -> Result<LabelledSet, EvalError> {
+    let text = std::fs::read_to_string(path).map_err(|source| EvalError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut records = Vec::new();
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let r = parse_record(line, "eval").map_err(|reason| EvalError::Invalid {
+            path: path.to_owned(),
+            line: i + 1,
+            reason,
+        })?;
+        records.push(r);
+    }
+    if records.is_empty() {
+        return Err(EvalError::Empty(path.to_owned()));
+    }
+    let cached = match cache_dir {
+        Some(dir) => Some(cache::cache_path(dir, encoder.id(), path)?),
+        None => None,
+    };
+    if let Some(v) = cached.as_deref().and_then(|p| cache::load(p, records.len(), encoder.dim())) {
+        return Ok(LabelledSet { records, vectors: v });
+    }
+    let total = records.len() as u64;
+    let mut vectors = Vec::with_capacity(records.len());
+    for chunk in records.chunks(512) {
+        let texts: Vec<&str> = chunk.iter().map(|r| r.text.as_str()).collect();
+        vectors.extend(encoder.embed(&texts)?);
+        progress(vectors.len() as u64, total);
+    }
+    if let Some(p) = cached {
+        if let Err(e) = cache::store(&p, &vectors) {
+            tracing::warn!(path = %p.display(), error = %e, "cannot write embedding cache");
+        }
+    }
+    Ok(LabelledSet { records, vectors })
+}
+
+impl LabelledSet {
+    /// The set as index rows; ids are positions, groups default to the text hash.
+    pub fn rows(&self) -> Vec<VectorRow> {
+        self.records
+            .iter()
+            .zip(&self.vectors)
+            .enumerate()
+            .map(|(i, (r, v))| VectorRow {
+                id: i as i64,
+                label: r.label,
+                model: r.model.clone(),
+                family: r.family.clone(),
+                source: r.source.clone(),
+                group: Some(r.group.clone().unwrap_or_else(|| text_sha256(&r.text))),
+                embedding: v.clone(),
+            })
+            .collect()
+    }
+}
+
+/// Position of a row's group in the validation order (a seeded hash).
+fn validation_rank(r: &VectorRow) -> u64 {
+    let key = r.group.clone().unwrap_or_else(|| format!("id:{}", r.id));
+    let d = Sha256::digest(format!("val|{key}"));
+    u64::from_le_bytes(d[..8].try_into().expect("8 bytes"))
+}
+
+fn index_of(kind: IndexKind, dim: usize, rows: &[VectorRow]) -> Result<References, EvalError> {
+    let refs = References::new(kind, dim, rows.len());
+    for chunk in rows.chunks(8192) {
+        refs.add(chunk)?;
+    }
+    Ok(refs)
+}
+
+/// Carves the validation split from `rows` by group and calibrates on it.
+pub fn calibrate_on(rows: &[VectorRow], dim: usize, opts: &EvalOptions) -> Result<Calibration, EvalError> {
+    let threshold = (opts.val_fraction.clamp(0.0, 1.0) * u64::MAX as f64) as u64;
+    let ranks: Vec<u64> = rows.iter().map(validation_rank).collect();
+    let mut val: Vec<(u64, usize)> = ranks
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| **r < threshold)
+        .map(|(i, r)| (*r, i))
+        .collect();
+    val.sort_unstable();
+    val.truncate(opts.max_val);
+    // Whole groups leave the reference side, even past the cap.
+    let rest: Vec<VectorRow> = rows
+        .iter()
+        .zip(&ranks)
+        .filter(|(_, r)| **r >= threshold)
+        .map(|(row, _)| row.clone())
+        .collect();
+    let index = index_of(opts.index, dim, &rest)?;
+    let k_max = *calibrate::K_CANDIDATES.last().expect("candidates");
+    let found: Vec<(crate::store::Label, Vec<Neighbour>)> = val
+        .par_iter()
+        .map(|&(_, i)| (rows[i].label, index.search(&rows[i].embedding, k_max)))
+        .collect();
+    Ok(calibrate::calibrate(&found, opts.temperature, &opts.target_fprs))
+}
+
+/// Scores every test vector against the full reference set.
+pub fn score(
+    refs: &[VectorRow],
+    test: &LabelledSet,
+    dim: usize,
+    cal: &Calibration,
+    opts: &EvalOptions,
+) -> Result<Vec<Verdict>, EvalError> {
+    let index = index_of(opts.index, dim, refs)?;
+    let mut cfg = cal.vote_config(opts.target_fprs.first().copied());
+    if let Some(k) = opts.k {
+        cfg.k = k;
+    }
+    Ok(test
+        .vectors
+        .par_iter()
+        .map(|q| vote(&index.search(q, cfg.k), &cfg).expect("references are not empty"))
+        .collect())
+}

@@ -1,0 +1,193 @@
+//! The evaluation report: headline metrics at the top level (the names other
+//! tools read), the calibration that produced them, breakdowns by source,
+//! model, family, attack and domain, and a Markdown rendering.
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::metrics::{roc_curve, summarize, Scored, Summary};
+use crate::detect::{Calibration, Verdict};
+use crate::store::{Label, NewReference};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OperatingResult {
+    pub target_fpr: f64,
+    pub threshold: f64,
+    /// Measured on the scored set.
+    pub fpr: f64,
+    pub tpr: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    #[serde(flatten)]
+    pub summary: Summary,
+    pub k: usize,
+    pub encoder: String,
+    pub references: Vec<String>,
+    pub test: String,
+    pub index: String,
+    pub reference_count: usize,
+    /// Share (percent) of scored texts flagged novel.
+    pub novel_rate: f64,
+    /// Among machine texts detected as machine: the top family (model) is right, percent.
+    pub family_attribution_accuracy: f64,
+    pub model_attribution_accuracy: f64,
+    pub operating_points: Vec<OperatingResult>,
+    pub calibration: Calibration,
+    pub breakdowns: BTreeMap<String, BTreeMap<String, Summary>>,
+    #[serde(skip)]
+    pub roc: Vec<(f64, f64)>,
+}
+
+pub struct ReportInput<'a> {
+    pub encoder: String,
+    pub references: Vec<String>,
+    pub test: String,
+    pub index: String,
+    pub reference_count: usize,
+    pub records: &'a [NewReference],
+    pub verdicts: &'a [Verdict],
+    pub calibration: Calibration,
+}
+
+fn pct(a: usize, b: usize) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        100.0 * a as f64 / b as f64
+    }
+}
+
+impl Report {
+    pub fn build(input: ReportInput<'_>) -> Self {
+        let scored: Vec<Scored> = input
+            .records
+            .iter()
+            .zip(input.verdicts)
+            .map(|(r, v)| Scored {
+                truth: r.label,
+                predicted: v.label,
+                score: v.score,
+            })
+            .collect();
+        let mut breakdowns = BTreeMap::new();
+        let keys: [(&str, fn(&NewReference) -> Option<&str>); 5] = [
+            ("source", |r| r.source.as_deref()),
+            ("model", |r| r.model.as_deref()),
+            ("family", |r| r.family.as_deref()),
+            ("attack", |r| Some(r.attack.as_deref().unwrap_or("none"))),
+            ("domain", |r| r.domain.as_deref()),
+        ];
+        for (name, key) in keys {
+            let mut groups: BTreeMap<String, Vec<Scored>> = BTreeMap::new();
+            for (r, s) in input.records.iter().zip(&scored) {
+                groups.entry(key(r).unwrap_or("unknown").to_owned()).or_default().push(*s);
+            }
+            breakdowns.insert(name.to_owned(), groups.into_iter().map(|(k, v)| (k, summarize(&v))).collect());
+        }
+        let operating_points = input
+            .calibration
+            .operating_points
+            .iter()
+            .map(|op| {
+                let flagged = |l: Label| {
+                    scored.iter().filter(|s| s.truth == l && s.score >= op.threshold).count()
+                };
+                let n = |l: Label| scored.iter().filter(|s| s.truth == l).count();
+                OperatingResult {
+                    target_fpr: op.target_fpr,
+                    threshold: op.threshold,
+                    fpr: pct(flagged(Label::Human), n(Label::Human)) / 100.0,
+                    tpr: pct(flagged(Label::Machine), n(Label::Machine)) / 100.0,
+                }
+            })
+            .collect();
+        let (mut detected, mut fam_ok, mut model_ok) = (0, 0, 0);
+        for (r, v) in input.records.iter().zip(input.verdicts) {
+            if r.label == Label::Machine && v.label == Label::Machine {
+                detected += 1;
+                fam_ok += usize::from(v.attribution.family.is_some() && v.attribution.family == r.family);
+                model_ok += usize::from(v.attribution.model.is_some() && v.attribution.model == r.model);
+            }
+        }
+        let novel = input.verdicts.iter().filter(|v| v.novel).count();
+        Self {
+            summary: summarize(&scored),
+            k: input.verdicts.first().map_or(input.calibration.k, |v| v.k),
+            encoder: input.encoder,
+            references: input.references,
+            test: input.test,
+            index: input.index,
+            reference_count: input.reference_count,
+            novel_rate: pct(novel, input.verdicts.len()),
+            family_attribution_accuracy: pct(fam_ok, detected),
+            model_attribution_accuracy: pct(model_ok, detected),
+            operating_points,
+            calibration: input.calibration,
+            breakdowns,
+            roc: roc_curve(&scored),
+        }
+    }
+
+    pub fn markdown(&self) -> String {
+        let s = &self.summary;
+        let f = |x: Option<f64>| x.map_or("n/a".to_owned(), |v| format!("{v:.4}"));
+        let mut out = format!(
+            "**{}** scored against {} ({} references), encoder `{}`, {} index, k = {}\n\n",
+            self.test,
+            self.references.join(" + "),
+            self.reference_count,
+            self.encoder,
+            self.index,
+            self.k
+        );
+        out += "| n | AvgRec | HumanRec | MachineRec | Acc | F1 machine | F1 human | AUROC | TPR@1%FPR | TPR@5%FPR | novel % |\n";
+        out += "|---|---|---|---|---|---|---|---|---|---|---|\n";
+        out += &format!(
+            "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {} | {:.1} |\n\n",
+            s.n,
+            s.avg_rec,
+            s.human_rec,
+            s.machine_rec,
+            s.accuracy,
+            s.f1_machine,
+            s.f1_human,
+            f(s.auroc),
+            f(s.tpr_at_1pct_fpr),
+            f(s.tpr_at_5pct_fpr),
+            self.novel_rate
+        );
+        for op in &self.operating_points {
+            out += &format!(
+                "Operating point for {:.0}% FPR (threshold {:.4}, from validation): measured FPR {:.2}%, TPR {:.2}%.\n",
+                op.target_fpr * 100.0,
+                op.threshold,
+                op.fpr * 100.0,
+                op.tpr * 100.0
+            );
+        }
+        out += &format!(
+            "\nAttribution among detected machine texts: family {:.2}%, model {:.2}%.\n",
+            self.family_attribution_accuracy, self.model_attribution_accuracy
+        );
+        for (name, groups) in &self.breakdowns {
+            if groups.len() < 2 {
+                continue;
+            }
+            out += &format!("\n| {name} | n | human | machine | HumanRec | MachineRec | AvgRec |\n|---|---|---|---|---|---|---|\n");
+            for (g, s) in groups {
+                out += &format!(
+                    "| {g} | {} | {} | {} | {} | {} | {:.2} |\n",
+                    s.n,
+                    s.n_human,
+                    s.n_machine,
+                    if s.n_human > 0 { format!("{:.2}", s.human_rec) } else { "-".into() },
+                    if s.n_machine > 0 { format!("{:.2}", s.machine_rec) } else { "-".into() },
+                    s.avg_rec
+                );
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,109 @@
+//! Brute-force search: every query scores every vector. Exact by
+//! construction, which makes it the yardstick for the HNSW index.
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+use std::sync::RwLock;
+
+use super::{Hit, VectorIndex};
+
+pub struct ExactIndex {
+    dim: usize,
+    data: RwLock<Vec<f32>>,
+}
+
+impl ExactIndex {
+    pub fn new(dim: usize) -> Self {
+        Self {
+            dim,
+            data: RwLock::new(Vec::new()),
+        }
+    }
+}
+
+/// Min-heap entry on similarity, so the heap's top is the worst kept hit.
+struct Worst(Hit);
+
+impl PartialEq for Worst {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Worst {}
+impl PartialOrd for Worst {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Worst {
+    fn cmp(&self, other: &Self) -> Ordering {
+        other
+            .0
+            .similarity
+            .total_cmp(&self.0.similarity)
+            .then(self.0.slot.cmp(&other.0.slot))
+    }
+}
+
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+impl VectorIndex for ExactIndex {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+
+    fn len(&self) -> usize {
+        self.data.read().expect("index lock").len() / self.dim
+    }
+
+    fn add(&self, vectors: &[&[f32]]) -> usize {
+        let mut data = self.data.write().expect("index lock");
+        let first = data.len() / self.dim;
+        for v in vectors {
+            assert_eq!(v.len(), self.dim, "vector dimension");
+            data.extend_from_slice(v);
+        }
+        first
+    }
+
+    fn search(&self, query: &[f32], k: usize) -> Vec<Hit> {
+        if k == 0 {
+            return Vec::new();
+        }
+        let data = self.data.read().expect("index lock");
+        let mut heap: BinaryHeap<Worst> = BinaryHeap::with_capacity(k + 1);
+        for (slot, v) in data.chunks_exact(self.dim).enumerate() {
+            let hit = Hit {
+                slot,
+                similarity: dot(query, v),
+            };
+            if heap.len() < k {
+                heap.push(Worst(hit));
+            } else if heap.peek().is_some_and(|w| hit.similarity > w.0.similarity) {
+                heap.pop();
+                heap.push(Worst(hit));
+            }
+        }
+        let mut hits: Vec<Hit> = heap.into_iter().map(|w| w.0).collect();
+        hits.sort_by(|a, b| b.similarity.total_cmp(&a.similarity).then(a.slot.cmp(&b.slot)));
+        hits
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_best_matches_in_order() {
+        let idx = ExactIndex::new(2);
+        idx.add(&[&[1.0, 0.0], &[0.0, 1.0], &[0.6, 0.8]]);
+        let hits = idx.search(&[0.8, 0.6], 2);
+        // [0.6, 0.8] scores 0.96, [1, 0] scores 0.8, [0, 1] scores 0.6.
+        assert_eq!(hits.iter().map(|h| h.slot).collect::<Vec<_>>(), vec![2, 0]);
+        assert!((hits[0].similarity - 0.96).abs() < 1e-6);
+        assert_eq!(idx.search(&[1.0, 0.0], 10).len(), 3);
+        assert!(idx.search(&[1.0, 0.0], 0).is_empty());
+    }
+}

@@ -1,0 +1,306 @@
+//! The SQL both stores run, and the macro that implements [`Store`] for a
+//! sqlx pool type. SQLite and PostgreSQL accept the same statements here, so
+//! the two implementations differ only in connection set-up and migrations.
+//!
+//! [`Store`]: super::Store
+
+pub const INSERT: &str = "INSERT INTO reference (text, text_sha256, label, model, family, source, \
+     domain, attack, lang, group_key, embedding, encoder_name, encoder_checksum, \
+     encoder_max_length, added_by, added_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+     ON CONFLICT (text_sha256) DO NOTHING RETURNING id";
+pub const FIND_BY_HASH: &str = "SELECT id, deleted_at IS NOT NULL AS deleted FROM reference WHERE text_sha256 = $1";
+pub const RESTORE: &str = "UPDATE reference SET deleted_at = NULL, label = $2, model = $3, family = $4, \
+     embedding = $5, encoder_name = $6, encoder_checksum = $7, encoder_max_length = $8 WHERE id = $1";
+pub const GET: &str = "SELECT * FROM reference WHERE id = $1";
+pub const DELETE: &str = "UPDATE reference SET deleted_at = $2 WHERE id = $1 AND deleted_at IS NULL";
+pub const VECTORS: &str = "SELECT id, label, model, family, source, group_key, embedding FROM reference \
+     WHERE deleted_at IS NULL AND id > $1 ORDER BY id LIMIT $2";
+pub const ENCODERS: &str = "SELECT encoder_name, encoder_checksum, encoder_max_length, COUNT(*) AS n \
+     FROM reference WHERE deleted_at IS NULL \
+     GROUP BY encoder_name, encoder_checksum, encoder_max_length ORDER BY n DESC";
+pub const TEXTS: &str = "SELECT id, text FROM reference WHERE deleted_at IS NULL AND id > $1 ORDER BY id LIMIT $2";
+pub const SET_EMBEDDING: &str = "UPDATE reference SET embedding = $2, encoder_name = $3, \
+     encoder_checksum = $4, encoder_max_length = $5 WHERE id = $1";
+pub const COUNT_LABELS: &str = "SELECT label, COUNT(*) AS n FROM reference WHERE deleted_at IS NULL GROUP BY label";
+pub const COUNT_FAMILIES: &str = "SELECT COALESCE(family, 'unknown') AS family, COUNT(*) AS n FROM reference \
+     WHERE deleted_at IS NULL GROUP BY COALESCE(family, 'unknown')";
+pub const COUNT_DELETED: &str = "SELECT COUNT(*) AS n FROM reference WHERE deleted_at IS NOT NULL";
+pub const SAVE_CALIBRATION: &str = "INSERT INTO calibration (encoder_name, encoder_checksum, \
+     encoder_max_length, body, created_at) VALUES ($1, $2, $3, $4, $5) \
+     ON CONFLICT (encoder_name, encoder_checksum, encoder_max_length) \
+     DO UPDATE SET body = excluded.body, created_at = excluded.created_at";
+pub const CALIBRATION: &str = "SELECT body FROM calibration WHERE encoder_name = $1 \
+     AND encoder_checksum = $2 AND encoder_max_length = $3";
+
+/// Implements `Store` for a struct with a `pool` field of a sqlx pool type.
+macro_rules! impl_store {
+    ($store:ty, $row:ty) => {
+        fn row_to_reference(r: &$row) -> Result<$crate::store::Reference, $crate::store::StoreError> {
+            use sqlx::Row;
+            let id: i64 = r.try_get("id")?;
+            let label: String = r.try_get("label")?;
+            Ok($crate::store::Reference {
+                id,
+                text: r.try_get("text")?,
+                text_sha256: r.try_get("text_sha256")?,
+                label: label
+                    .parse()
+                    .map_err(|reason| $crate::store::StoreError::Corrupt { id, reason })?,
+                model: r.try_get("model")?,
+                family: r.try_get("family")?,
+                source: r.try_get("source")?,
+                domain: r.try_get("domain")?,
+                attack: r.try_get("attack")?,
+                lang: r.try_get("lang")?,
+                group: r.try_get("group_key")?,
+                encoder: $crate::encoder::EncoderId {
+                    name: r.try_get("encoder_name")?,
+                    checksum: r.try_get("encoder_checksum")?,
+                    max_length: r.try_get::<i32, _>("encoder_max_length")? as usize,
+                },
+                added_by: r.try_get("added_by")?,
+                added_at: r.try_get("added_at")?,
+                deleted_at: r.try_get("deleted_at")?,
+            })
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::Store for $store {
+            async fn insert(
+                &self,
+                items: &[$crate::store::NewReference],
+                embeddings: &[Vec<f32>],
+                encoder: &$crate::encoder::EncoderId,
+            ) -> Result<Vec<$crate::store::Inserted>, $crate::store::StoreError> {
+                use sqlx::Row;
+                use $crate::store::sql;
+                if items.len() != embeddings.len() {
+                    return Err($crate::store::StoreError::Mismatch(embeddings.len(), items.len()));
+                }
+                let now = chrono::Utc::now();
+                let max_length = encoder.max_length as i32;
+                let mut tx = self.pool.begin().await?;
+                let mut out = Vec::with_capacity(items.len());
+                for (item, emb) in items.iter().zip(embeddings) {
+                    let hash = $crate::store::text_sha256(&item.text);
+                    let bytes = $crate::store::encode_vector(emb);
+                    let row = sqlx::query(sql::INSERT)
+                        .bind(&item.text)
+                        .bind(&hash)
+                        .bind(item.label.as_str())
+                        .bind(&item.model)
+                        .bind(&item.family)
+                        .bind(&item.source)
+                        .bind(&item.domain)
+                        .bind(&item.attack)
+                        .bind(&item.lang)
+                        .bind(&item.group)
+                        .bind(&bytes)
+                        .bind(&encoder.name)
+                        .bind(&encoder.checksum)
+                        .bind(max_length)
+                        .bind(&item.added_by)
+                        .bind(now)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    if let Some(row) = row {
+                        out.push($crate::store::Inserted { id: row.try_get("id")?, created: true });
+                        continue;
+                    }
+                    let found = sqlx::query(sql::FIND_BY_HASH).bind(&hash).fetch_one(&mut *tx).await?;
+                    let id: i64 = found.try_get("id")?;
+                    let deleted: bool = found.try_get("deleted")?;
+                    if deleted {
+                        sqlx::query(sql::RESTORE)
+                            .bind(id)
+                            .bind(item.label.as_str())
+                            .bind(&item.model)
+                            .bind(&item.family)
+                            .bind(&bytes)
+                            .bind(&encoder.name)
+                            .bind(&encoder.checksum)
+                            .bind(max_length)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    out.push($crate::store::Inserted { id, created: deleted });
+                }
+                tx.commit().await?;
+                Ok(out)
+            }
+
+            async fn existing(
+                &self,
+                hashes: &[String],
+            ) -> Result<std::collections::HashSet<String>, $crate::store::StoreError> {
+                use sqlx::Row;
+                let mut found = std::collections::HashSet::new();
+                for chunk in hashes.chunks(500) {
+                    let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+                    let q = format!(
+                        "SELECT text_sha256 FROM reference WHERE text_sha256 IN ({})",
+                        marks.join(",")
+                    );
+                    // Only placeholders are interpolated; values are bound.
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(q));
+                    for h in chunk {
+                        query = query.bind(h);
+                    }
+                    for row in query.fetch_all(&self.pool).await? {
+                        found.insert(row.try_get("text_sha256")?);
+                    }
+                }
+                Ok(found)
+            }
+
+            async fn get(
+                &self,
+                id: i64,
+            ) -> Result<Option<$crate::store::Reference>, $crate::store::StoreError> {
+                let row = sqlx::query($crate::store::sql::GET).bind(id).fetch_optional(&self.pool).await?;
+                row.as_ref().map(row_to_reference).transpose()
+            }
+
+            async fn delete(&self, id: i64) -> Result<bool, $crate::store::StoreError> {
+                let done = sqlx::query($crate::store::sql::DELETE)
+                    .bind(id)
+                    .bind(chrono::Utc::now())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn vectors(
+                &self,
+                after_id: i64,
+                limit: i64,
+            ) -> Result<Vec<$crate::store::VectorRow>, $crate::store::StoreError> {
+                use sqlx::Row;
+                let rows = sqlx::query($crate::store::sql::VECTORS)
+                    .bind(after_id)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|r| {
+                        let id: i64 = r.try_get("id")?;
+                        let label: String = r.try_get("label")?;
+                        let bytes: Vec<u8> = r.try_get("embedding")?;
+                        Ok($crate::store::VectorRow {
+                            id,
+                            label: label
+                                .parse()
+                                .map_err(|reason| $crate::store::StoreError::Corrupt { id, reason })?,
+                            model: r.try_get("model")?,
+                            family: r.try_get("family")?,
+                            source: r.try_get("source")?,
+                            group: r.try_get("group_key")?,
+                            embedding: $crate::store::decode_vector(id, &bytes)?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn encoders(
+                &self,
+            ) -> Result<Vec<($crate::encoder::EncoderId, i64)>, $crate::store::StoreError> {
+                use sqlx::Row;
+                let rows = sqlx::query($crate::store::sql::ENCODERS).fetch_all(&self.pool).await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok((
+                            $crate::encoder::EncoderId {
+                                name: r.try_get("encoder_name")?,
+                                checksum: r.try_get("encoder_checksum")?,
+                                max_length: r.try_get::<i32, _>("encoder_max_length")? as usize,
+                            },
+                            r.try_get("n")?,
+                        ))
+                    })
+                    .collect()
+            }
+
+            async fn texts(
+                &self,
+                after_id: i64,
+                limit: i64,
+            ) -> Result<Vec<(i64, String)>, $crate::store::StoreError> {
+                use sqlx::Row;
+                let rows = sqlx::query($crate::store::sql::TEXTS)
+                    .bind(after_id)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("text")?))).collect()
+            }
+
+            async fn set_embeddings(
+                &self,
+                rows: &[(i64, Vec<f32>)],
+                encoder: &$crate::encoder::EncoderId,
+            ) -> Result<(), $crate::store::StoreError> {
+                let mut tx = self.pool.begin().await?;
+                for (id, emb) in rows {
+                    sqlx::query($crate::store::sql::SET_EMBEDDING)
+                        .bind(id)
+                        .bind($crate::store::encode_vector(emb))
+                        .bind(&encoder.name)
+                        .bind(&encoder.checksum)
+                        .bind(encoder.max_length as i32)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn counts(&self) -> Result<$crate::store::Counts, $crate::store::StoreError> {
+                use sqlx::Row;
+                use $crate::store::sql;
+                let mut counts = $crate::store::Counts::default();
+                for r in sqlx::query(sql::COUNT_LABELS).fetch_all(&self.pool).await? {
+                    let n: i64 = r.try_get("n")?;
+                    counts.total += n;
+                    counts.by_label.insert(r.try_get("label")?, n);
+                }
+                for r in sqlx::query(sql::COUNT_FAMILIES).fetch_all(&self.pool).await? {
+                    counts.by_family.insert(r.try_get("family")?, r.try_get("n")?);
+                }
+                counts.deleted = sqlx::query(sql::COUNT_DELETED).fetch_one(&self.pool).await?.try_get("n")?;
+                Ok(counts)
+            }
+
+            async fn save_calibration(
+                &self,
+                encoder: &$crate::encoder::EncoderId,
+                body: &str,
+            ) -> Result<(), $crate::store::StoreError> {
+                sqlx::query($crate::store::sql::SAVE_CALIBRATION)
+                    .bind(&encoder.name)
+                    .bind(&encoder.checksum)
+                    .bind(encoder.max_length as i32)
+                    .bind(body)
+                    .bind(chrono::Utc::now())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn calibration(
+                &self,
+                encoder: &$crate::encoder::EncoderId,
+            ) -> Result<Option<String>, $crate::store::StoreError> {
+                use sqlx::Row;
+                let row = sqlx::query($crate::store::sql::CALIBRATION)
+                    .bind(&encoder.name)
+                    .bind(&encoder.checksum)
+                    .bind(encoder.max_length as i32)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(row.map(|r| r.try_get("body")).transpose()?)
+            }
+        }
+    };
+}
+pub(crate) use impl_store;

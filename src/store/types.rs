@@ -1,0 +1,128 @@
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::encoder::EncoderId;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Label {
+    Human,
+    Machine,
+}
+
+impl Label {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Human => "human",
+            Self::Machine => "machine",
+        }
+    }
+}
+
+impl std::str::FromStr for Label {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "human" => Ok(Self::Human),
+            "machine" => Ok(Self::Machine),
+            other => Err(format!("unknown label {other:?} (expected \"human\" or \"machine\")")),
+        }
+    }
+}
+
+impl std::fmt::Display for Label {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A reference to add.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewReference {
+    pub text: String,
+    pub label: Label,
+    pub model: Option<String>,
+    pub family: Option<String>,
+    pub source: Option<String>,
+    pub domain: Option<String>,
+    pub attack: Option<String>,
+    pub lang: Option<String>,
+    pub group: Option<String>,
+    pub added_by: String,
+}
+
+/// A stored reference.
+#[derive(Debug, Clone, Serialize)]
+pub struct Reference {
+    pub id: i64,
+    pub text: String,
+    pub text_sha256: String,
+    pub label: Label,
+    pub model: Option<String>,
+    pub family: Option<String>,
+    pub source: Option<String>,
+    pub domain: Option<String>,
+    pub attack: Option<String>,
+    pub lang: Option<String>,
+    pub group: Option<String>,
+    pub encoder: EncoderId,
+    pub added_by: String,
+    pub added_at: DateTime<Utc>,
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+/// What the index and the vote need of a reference.
+#[derive(Debug, Clone)]
+pub struct VectorRow {
+    pub id: i64,
+    pub label: Label,
+    pub model: Option<String>,
+    pub family: Option<String>,
+    pub source: Option<String>,
+    /// Texts derived from one document share a group (validation splits
+    /// never cut through one).
+    pub group: Option<String>,
+    pub embedding: Vec<f32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Inserted {
+    pub id: i64,
+    pub created: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Counts {
+    pub total: i64,
+    pub deleted: i64,
+    pub by_label: std::collections::BTreeMap<String, i64>,
+    pub by_family: std::collections::BTreeMap<String, i64>,
+}
+
+/// SHA-256 (hex) of the text with whitespace runs collapsed to one space and
+/// trimmed: texts that differ only in spacing are one reference.
+pub fn text_sha256(text: &str) -> String {
+    let normalised = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    hex::encode(Sha256::digest(normalised.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_ignores_whitespace_differences() {
+        assert_eq!(text_sha256("a  b\n c "), text_sha256("a b c"));
+        assert_ne!(text_sha256("a b c"), text_sha256("a b d"));
+        // Matches the corpus ids: first 16 hex chars of sha256(' '.join(text.split())).
+        assert_eq!(&text_sha256("Hello world.")[..16], &hex::encode(Sha256::digest(b"Hello world."))[..16]);
+    }
+
+    #[test]
+    fn labels_parse_strictly() {
+        assert_eq!("human".parse::<Label>(), Ok(Label::Human));
+        assert!("Human".parse::<Label>().is_err());
+        assert!("ai".parse::<Label>().is_err());
+    }
+}
