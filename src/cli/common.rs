@@ -159,12 +159,18 @@ pub async fn calibration(
         ..EvalOptions::default()
     };
     let cal = calibrate_on(rows, encoder.dim(), &opts)?;
-    store.save_calibration(encoder.id(), &serde_json::to_string(&cal)?).await?;
+    store
+        .save_calibration(encoder.id(), &serde_json::to_string(&cal)?)
+        .await?;
     Ok(Some(cal))
 }
 
 /// Builds the searchable reference set from rows, with a progress bar.
-pub fn build_references(rows: &[VectorRow], dim: usize, kind: IndexKind) -> anyhow::Result<References> {
+pub fn build_references(
+    rows: &[VectorRow],
+    dim: usize,
+    kind: IndexKind,
+) -> anyhow::Result<References> {
     let refs = References::new(kind, dim, rows.len());
     let bar = super::input::progress(Some(rows.len() as u64), "references indexed");
     for chunk in rows.chunks(2048) {

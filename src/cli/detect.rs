@@ -5,7 +5,10 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
-use super::common::{all_rows, build_references, calibration, open_store, runtime, seed_if_empty, IndexArgs, StoreArgs};
+use super::common::{
+    all_rows, build_references, calibration, open_store, runtime, seed_if_empty, IndexArgs,
+    StoreArgs,
+};
 use super::input::Reader;
 use super::EncoderArgs;
 use crate::detect::{check_encoder, detect_vectors, Verdict, VoteConfig};
@@ -45,18 +48,24 @@ pub fn run(args: &DetectArgs) -> anyhow::Result<()> {
         Some(other) => anyhow::bail!("--format must be json or table, not {other:?}"),
         None => std::io::stdout().is_terminal(),
     };
-    let encoder = Encoder::load(&args.encoder.to_config()?).with_context(|| format!("cannot load model {:?}", args.encoder.model))?;
+    let encoder = Encoder::load(&args.encoder.to_config()?)
+        .with_context(|| format!("cannot load model {:?}", args.encoder.model))?;
     let rt = runtime()?;
     let (refs, cfg) = rt.block_on(async {
         let store = open_store(&args.store).await?;
         seed_if_empty(store.as_ref(), &encoder).await?;
         check_encoder(store.as_ref(), encoder.id()).await?;
         let rows = all_rows(store.as_ref()).await?;
-        anyhow::ensure!(!rows.is_empty(), "the store holds no references: add some with `detective import FILE.jsonl`");
+        anyhow::ensure!(
+            !rows.is_empty(),
+            "the store holds no references: add some with `detective import FILE.jsonl`"
+        );
         let kind = args.index.kind(rows.len())?;
         let cal = calibration(store.as_ref(), &encoder, &rows, kind, false).await?;
         let refs = build_references(&rows, encoder.dim(), kind)?;
-        let mut cfg = cal.map(|c| c.vote_config(Some(args.target_fpr))).unwrap_or_default();
+        let mut cfg = cal
+            .map(|c| c.vote_config(Some(args.target_fpr)))
+            .unwrap_or_default();
         if let Some(k) = args.k {
             anyhow::ensure!(k > 0, "--k must be positive");
             cfg.k = k;
@@ -78,18 +87,33 @@ pub fn run(args: &DetectArgs) -> anyhow::Result<()> {
             all
         }
     };
-    anyhow::ensure!(texts.iter().all(|t| !t.trim().is_empty()), "empty text: nothing to check");
+    anyhow::ensure!(
+        texts.iter().all(|t| !t.trim().is_empty()),
+        "empty text: nothing to check"
+    );
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if format {
-        writeln!(out, "{:<8} {:>6} {:>4}  {:<14} {:<18} {:<5} text", "verdict", "score", "k", "family", "model", "novel")?;
+        writeln!(
+            out,
+            "{:<8} {:>6} {:>4}  {:<14} {:<18} {:<5} text",
+            "verdict", "score", "k", "family", "model", "novel"
+        )?;
     }
     for chunk in texts.chunks(256) {
         let refs_t: Vec<&str> = chunk.iter().map(String::as_str).collect();
         let vectors = encoder.embed(&refs_t)?;
         for (text, verdict) in chunk.iter().zip(detect_vectors(&refs, &vectors, &cfg)) {
             let verdict = verdict.context("no references to vote")?;
-            print_verdict(&mut out, text, &verdict, &cfg, format, args.explain, encoder.id().to_string())?;
+            print_verdict(
+                &mut out,
+                text,
+                &verdict,
+                &cfg,
+                format,
+                args.explain,
+                encoder.id().to_string(),
+            )?;
         }
     }
     Ok(())
@@ -105,7 +129,11 @@ fn print_verdict(
     encoder: String,
 ) -> anyhow::Result<()> {
     if table {
-        let preview: String = text.chars().take(48).map(|c| if c.is_control() { ' ' } else { c }).collect();
+        let preview: String = text
+            .chars()
+            .take(48)
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
         let label = v.operating_point.as_ref().map_or(v.label, |op| op.label);
         writeln!(
             out,

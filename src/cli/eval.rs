@@ -52,7 +52,11 @@ pub struct EvalArgs {
     pub no_cache: bool,
 }
 
-fn load(path: &PathBuf, encoder: &Encoder, cache: Option<&std::path::Path>) -> anyhow::Result<LabelledSet> {
+fn load(
+    path: &std::path::Path,
+    encoder: &Encoder,
+    cache: Option<&std::path::Path>,
+) -> anyhow::Result<LabelledSet> {
     let bar = progress(None, "texts embedded");
     let set = load_set(path, encoder, cache, &|done, total| {
         bar.set_length(total);
@@ -65,7 +69,8 @@ fn load(path: &PathBuf, encoder: &Encoder, cache: Option<&std::path::Path>) -> a
 }
 
 pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
-    let encoder = Encoder::load(&args.encoder.to_config()?).with_context(|| format!("cannot load model {:?}", args.encoder.model))?;
+    let encoder = Encoder::load(&args.encoder.to_config()?)
+        .with_context(|| format!("cannot load model {:?}", args.encoder.model))?;
     let cache = (!args.no_cache).then_some(args.cache.as_path());
     let started = Instant::now();
     let mut rows = Vec::new();
@@ -89,7 +94,10 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         ..EvalOptions::default()
     };
     let cal = calibrate_on(&rows, encoder.dim(), &opts)?;
-    eprintln!("calibrated on {} validation texts: k = {}", cal.validation_size, cal.k);
+    eprintln!(
+        "calibrated on {} validation texts: k = {}",
+        cal.validation_size, cal.k
+    );
     let t = Instant::now();
     let verdicts = score(&rows, &test, encoder.dim(), &cal, &opts)?;
     let scoring = t.elapsed();
@@ -99,7 +107,10 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         test: args.test.display().to_string(),
         index: match kind {
             IndexKind::Exact => "exact".into(),
-            IndexKind::Hnsw(p) => format!("hnsw(m={}, ef_construction={}, ef_search={})", p.m, p.ef_construction, p.ef_search),
+            IndexKind::Hnsw(p) => format!(
+                "hnsw(m={}, ef_construction={}, ef_search={})",
+                p.m, p.ef_construction, p.ef_search
+            ),
         },
         reference_count: rows.len(),
         records: &test.records,
@@ -115,13 +126,18 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         test.records.len()
     );
     if let Some(p) = &args.json {
-        std::fs::write(p, serde_json::to_vec_pretty(&report)?).with_context(|| format!("cannot write {}", p.display()))?;
+        std::fs::write(p, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("cannot write {}", p.display()))?;
     }
     if let Some(p) = &args.markdown {
         std::fs::write(p, &md).with_context(|| format!("cannot write {}", p.display()))?;
     }
     if let Some(p) = &args.plot {
-        let svg = plot::svg(&report.roc, report.summary.auroc, &report.calibration.avg_rec_by_k);
+        let svg = plot::svg(
+            &report.roc,
+            report.summary.auroc,
+            &report.calibration.avg_rec_by_k,
+        );
         std::fs::write(p, svg).with_context(|| format!("cannot write {}", p.display()))?;
     }
     Ok(())

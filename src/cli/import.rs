@@ -37,8 +37,10 @@ pub struct ImportArgs {
 }
 
 pub fn run(args: &ImportArgs) -> anyhow::Result<()> {
-    let file = std::fs::File::open(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
-    let encoder = Encoder::load(&args.encoder.to_config()?).with_context(|| format!("cannot load model {:?}", args.encoder.model))?;
+    let file = std::fs::File::open(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let encoder = Encoder::load(&args.encoder.to_config()?)
+        .with_context(|| format!("cannot load model {:?}", args.encoder.model))?;
     let opts = ImportOptions {
         batch: args.batch,
         skip_invalid: args.skip_invalid,
@@ -69,7 +71,10 @@ pub fn run(args: &ImportArgs) -> anyhow::Result<()> {
             let rows = all_rows(store.as_ref()).await?;
             let kind = args.index.kind(rows.len())?;
             if let Some(cal) = calibration(store.as_ref(), &encoder, &rows, kind, true).await? {
-                eprintln!("calibrated on {} validation texts: k = {}", cal.validation_size, cal.k);
+                eprintln!(
+                    "calibrated on {} validation texts: k = {}",
+                    cal.validation_size, cal.k
+                );
             }
         }
         Ok(())

@@ -1,6 +1,7 @@
 //! The `detective` command line: argument parsing and wiring only; the work
 //! lives in the library modules.
 mod bench;
+mod bench_index;
 pub mod common;
 mod detect;
 mod embed;
@@ -30,6 +31,8 @@ pub enum Command {
     Embed(embed::EmbedArgs),
     /// Measure encoder throughput (texts/s, tokens/s, GFLOP/s).
     Bench(bench::BenchArgs),
+    /// Measure HNSW against exact search: build time, query latency, recall.
+    BenchIndex(bench_index::BenchIndexArgs),
     /// Add labelled references from a JSONL file (idempotent, resumable).
     Import(import::ImportArgs),
     /// Tell human from machine text: verdicts as JSON lines or a table.
@@ -87,6 +90,7 @@ pub fn run() -> anyhow::Result<()> {
     match cli.command {
         Command::Embed(args) => embed::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::BenchIndex(args) => bench_index::run(&args),
         Command::Import(args) => import::run(&args),
         Command::Detect(args) => detect::run(&args),
         Command::Reindex(args) => reindex::run(&args),

@@ -19,7 +19,8 @@ pub struct ReindexArgs {
 }
 
 pub fn run(args: &ReindexArgs) -> anyhow::Result<()> {
-    let encoder = Encoder::load(&args.encoder.to_config()?).with_context(|| format!("cannot load model {:?}", args.encoder.model))?;
+    let encoder = Encoder::load(&args.encoder.to_config()?)
+        .with_context(|| format!("cannot load model {:?}", args.encoder.model))?;
     runtime()?.block_on(async {
         let store = open_store(&args.store).await?;
         let total = store.counts().await?.total;
@@ -39,8 +40,19 @@ pub fn run(args: &ReindexArgs) -> anyhow::Result<()> {
         }
         bar.finish_and_clear();
         let rows = all_rows(store.as_ref()).await?;
-        calibration(store.as_ref(), &encoder, &rows, args.index.kind(rows.len())?, true).await?;
-        eprintln!("{} references re-embedded with {}", rows.len(), encoder.id());
+        calibration(
+            store.as_ref(),
+            &encoder,
+            &rows,
+            args.index.kind(rows.len())?,
+            true,
+        )
+        .await?;
+        eprintln!(
+            "{} references re-embedded with {}",
+            rows.len(),
+            encoder.id()
+        );
         Ok(())
     })
 }

@@ -87,12 +87,21 @@ fn next_up(v: f64) -> f64 {
     if v >= 1.0 {
         return f64::INFINITY;
     }
-    f64::from_bits(if v >= 0.0 { v.to_bits() + 1 } else { v.to_bits() - 1 }).max(f64::MIN_POSITIVE)
+    f64::from_bits(if v >= 0.0 {
+        v.to_bits() + 1
+    } else {
+        v.to_bits() - 1
+    })
+    .max(f64::MIN_POSITIVE)
 }
 
 /// Calibrates from validation texts' neighbour lists (searched with at least
 /// the largest candidate k) and their true labels.
-pub fn calibrate(val: &[(Label, Vec<Neighbour>)], temperature: f64, target_fprs: &[f64]) -> Calibration {
+pub fn calibrate(
+    val: &[(Label, Vec<Neighbour>)],
+    temperature: f64,
+    target_fprs: &[f64],
+) -> Calibration {
     let avg_rec_by_k: Vec<(usize, f64)> = K_CANDIDATES
         .iter()
         .map(|&k| (k, avg_rec_at(val, k, temperature)))
@@ -100,7 +109,13 @@ pub fn calibrate(val: &[(Label, Vec<Neighbour>)], temperature: f64, target_fprs:
     // Best AvgRec; the smaller k wins a tie (cheaper, and less smoothing).
     let k = avg_rec_by_k
         .iter()
-        .fold((1, f64::NEG_INFINITY), |best, &(k, r)| if r > best.1 { (k, r) } else { best })
+        .fold((1, f64::NEG_INFINITY), |best, &(k, r)| {
+            if r > best.1 {
+                (k, r)
+            } else {
+                best
+            }
+        })
         .0;
     let human_scores: Vec<f64> = val
         .iter()
@@ -114,10 +129,14 @@ pub fn calibrate(val: &[(Label, Vec<Neighbour>)], temperature: f64, target_fprs:
             threshold: threshold_for_fpr(&human_scores, t),
         })
         .collect();
-    let mut nearest: Vec<f32> = val.iter().filter_map(|(_, nb)| nb.first().map(|n| n.similarity)).collect();
+    let mut nearest: Vec<f32> = val
+        .iter()
+        .filter_map(|(_, nb)| nb.first().map(|n| n.similarity))
+        .collect();
     nearest.sort_by(f32::total_cmp);
-    let novelty_threshold = (!nearest.is_empty())
-        .then(|| nearest[((nearest.len() as f64 * NOVELTY_QUANTILE) as usize).min(nearest.len() - 1)]);
+    let novelty_threshold = (!nearest.is_empty()).then(|| {
+        nearest[((nearest.len() as f64 * NOVELTY_QUANTILE) as usize).min(nearest.len() - 1)]
+    });
     Calibration {
         k,
         temperature,
@@ -157,7 +176,11 @@ mod tests {
         // The nearest neighbour is misleading; the next two outvote it.
         let mut val = Vec::new();
         for _ in 0..10 {
-            let mut m = vec![n(0.9, Label::Human), n(0.8, Label::Machine), n(0.8, Label::Machine)];
+            let mut m = vec![
+                n(0.9, Label::Human),
+                n(0.8, Label::Machine),
+                n(0.8, Label::Machine),
+            ];
             m.extend((0..60).map(|_| n(0.1, Label::Human)));
             val.push((Label::Machine, m));
             let mut h = vec![n(0.9, Label::Human)];

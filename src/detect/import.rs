@@ -113,7 +113,10 @@ pub async fn import(
     let mut report = ImportReport::default();
     let mut batch: Vec<(usize, String)> = Vec::with_capacity(opts.batch);
     for (i, line) in input.lines().enumerate() {
-        let line = line.map_err(|source| ImportError::Read { line: i + 1, source })?;
+        let line = line.map_err(|source| ImportError::Read {
+            line: i + 1,
+            source,
+        })?;
         if line.trim().is_empty() {
             continue;
         }
@@ -141,7 +144,10 @@ async fn write_batch(
         match parse_record(text, &opts.added_by) {
             Ok(r) => parsed.push(r),
             Err(reason) if !opts.skip_invalid => {
-                return Err(ImportError::Invalid { line: *line, reason });
+                return Err(ImportError::Invalid {
+                    line: *line,
+                    reason,
+                });
             }
             Err(reason) => {
                 tracing::warn!(line, %reason, "skipping invalid record");

@@ -168,7 +168,11 @@ pub async fn check_encoder(store: &dyn Store, encoder: &EncoderId) -> Result<(),
 }
 
 /// Votes for each query vector.
-pub fn detect_vectors(refs: &References, queries: &[Vec<f32>], cfg: &VoteConfig) -> Vec<Option<Verdict>> {
+pub fn detect_vectors(
+    refs: &References,
+    queries: &[Vec<f32>],
+    cfg: &VoteConfig,
+) -> Vec<Option<Verdict>> {
     queries
         .iter()
         .map(|q| vote(&refs.search(q, cfg.k), cfg))

@@ -30,7 +30,10 @@ pub fn default_dir() -> PathBuf {
 /// File name of the embeddings for one encoder.
 pub fn embeddings_file(encoder: &EncoderId) -> String {
     let short = &encoder.checksum[..encoder.checksum.len().min(16)];
-    format!("embeddings-{}-{short}-{}.f16", encoder.name, encoder.max_length)
+    format!(
+        "embeddings-{}-{short}-{}.f16",
+        encoder.name, encoder.max_length
+    )
 }
 
 /// Reads the shipped texts (gzip JSONL, corpus record format).
@@ -43,7 +46,10 @@ pub fn load_texts(dir: &Path) -> std::io::Result<Vec<NewReference>> {
             continue;
         }
         let r = parse_record(&line, "default-references").map_err(|e| {
-            std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{TEXTS_FILE} line {}: {e}", i + 1))
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{TEXTS_FILE} line {}: {e}", i + 1),
+            )
         })?;
         out.push(r);
     }
@@ -52,7 +58,12 @@ pub fn load_texts(dir: &Path) -> std::io::Result<Vec<NewReference>> {
 
 /// Shipped embeddings for `encoder`, renormalised after the f16 round trip;
 /// `None` if none ship for it or the file does not hold `n` x `dim` values.
-pub fn load_embeddings(dir: &Path, encoder: &EncoderId, n: usize, dim: usize) -> Option<Vec<Vec<f32>>> {
+pub fn load_embeddings(
+    dir: &Path,
+    encoder: &EncoderId,
+    n: usize,
+    dim: usize,
+) -> Option<Vec<Vec<f32>>> {
     let mut bytes = Vec::new();
     std::fs::File::open(dir.join(embeddings_file(encoder)))
         .ok()?

@@ -102,7 +102,10 @@ pub struct Verdict {
 /// count). `None` when there are no neighbours.
 pub fn vote(neighbours: &[Neighbour], cfg: &VoteConfig) -> Option<Verdict> {
     let used = &neighbours[..neighbours.len().min(cfg.k.max(1))];
-    let nearest = used.iter().map(|n| n.similarity).fold(f32::NEG_INFINITY, f32::max);
+    let nearest = used
+        .iter()
+        .map(|n| n.similarity)
+        .fold(f32::NEG_INFINITY, f32::max);
     if used.is_empty() {
         return None;
     }
@@ -142,7 +145,10 @@ pub fn vote(neighbours: &[Neighbour], cfg: &VoteConfig) -> Option<Verdict> {
 /// similarity so the exponentials cannot overflow.
 pub fn weighted_score(used: &[Neighbour], temperature: f64) -> f64 {
     let t = temperature.max(1e-6);
-    let best = used.iter().map(|n| f64::from(n.similarity)).fold(f64::NEG_INFINITY, f64::max);
+    let best = used
+        .iter()
+        .map(|n| f64::from(n.similarity))
+        .fold(f64::NEG_INFINITY, f64::max);
     let (mut machine, mut total) = (0.0, 0.0);
     for n in used {
         let w = ((f64::from(n.similarity) - best) / t).exp();
@@ -223,7 +229,14 @@ mod tests {
             m(4, 0.7, "google", "palm-2"),
             h(5, 0.6),
         ];
-        let v = vote(&nb, &VoteConfig { k: 5, ..Default::default() }).unwrap();
+        let v = vote(
+            &nb,
+            &VoteConfig {
+                k: 5,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         assert_eq!(v.label, Label::Machine);
         assert_eq!((v.machine_votes, v.human_votes), (3, 2));
         assert_eq!(v.attribution.family.as_deref(), Some("openai"));
@@ -237,7 +250,14 @@ mod tests {
     #[test]
     fn only_the_first_k_vote() {
         let nb = [h(1, 0.9), m(2, 0.8, "a", "a1"), m(3, 0.7, "a", "a1")];
-        let v = vote(&nb, &VoteConfig { k: 1, ..Default::default() }).unwrap();
+        let v = vote(
+            &nb,
+            &VoteConfig {
+                k: 1,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         assert_eq!(v.label, Label::Human);
         assert_eq!(v.k, 1);
         assert_eq!(v.score, 0.0);
@@ -246,7 +266,10 @@ mod tests {
 
     #[test]
     fn tie_goes_to_weighted_score_then_human() {
-        let cfg = VoteConfig { k: 2, ..Default::default() };
+        let cfg = VoteConfig {
+            k: 2,
+            ..Default::default()
+        };
         let closer_machine = [m(1, 0.9, "a", "a1"), h(2, 0.5)];
         assert_eq!(vote(&closer_machine, &cfg).unwrap().label, Label::Machine);
         let closer_human = [h(1, 0.9), m(2, 0.5, "a", "a1")];
@@ -272,7 +295,10 @@ mod tests {
         let cfg = VoteConfig {
             k: 3,
             novelty_threshold: Some(0.5),
-            operating_point: Some(OperatingPoint { target_fpr: 0.01, threshold: 0.9 }),
+            operating_point: Some(OperatingPoint {
+                target_fpr: 0.01,
+                threshold: 0.9,
+            }),
             ..Default::default()
         };
         let nb = [m(1, 0.4, "a", "a1"), m(2, 0.39, "a", "a1"), h(3, 0.38)];
@@ -280,7 +306,12 @@ mod tests {
         assert!(v.novel);
         assert_eq!(v.label, Label::Machine);
         let op = v.operating_point.unwrap();
-        assert_eq!(op.label, Label::Human, "score {} under threshold 0.9", v.score);
+        assert_eq!(
+            op.label,
+            Label::Human,
+            "score {} under threshold 0.9",
+            v.score
+        );
         let familiar = [m(1, 0.8, "a", "a1")];
         assert!(!vote(&familiar, &cfg).unwrap().novel);
     }

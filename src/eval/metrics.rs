@@ -47,9 +47,19 @@ fn f1(tp: usize, fp: usize, fn_: usize) -> f64 {
 }
 
 pub fn summarize(rows: &[Scored]) -> Summary {
-    let count = |t: Label, p: Label| rows.iter().filter(|r| r.truth == t && r.predicted == p).count();
-    let (mm, mh) = (count(Label::Machine, Label::Machine), count(Label::Machine, Label::Human));
-    let (hh, hm) = (count(Label::Human, Label::Human), count(Label::Human, Label::Machine));
+    let count = |t: Label, p: Label| {
+        rows.iter()
+            .filter(|r| r.truth == t && r.predicted == p)
+            .count()
+    };
+    let (mm, mh) = (
+        count(Label::Machine, Label::Machine),
+        count(Label::Machine, Label::Human),
+    );
+    let (hh, hm) = (
+        count(Label::Human, Label::Human),
+        count(Label::Human, Label::Machine),
+    );
     let n_machine = mm + mh;
     let n_human = hh + hm;
     let human_rec = pct(hh, n_human);
@@ -79,7 +89,10 @@ pub fn summarize(rows: &[Scored]) -> Summary {
 
 /// ROC points `(fpr, tpr)` from the highest threshold down, ties grouped.
 pub fn roc_curve(rows: &[Scored]) -> Vec<(f64, f64)> {
-    let mut s: Vec<(f64, bool)> = rows.iter().map(|r| (r.score, r.truth == Label::Machine)).collect();
+    let mut s: Vec<(f64, bool)> = rows
+        .iter()
+        .map(|r| (r.score, r.truth == Label::Machine))
+        .collect();
     s.sort_by(|a, b| b.0.total_cmp(&a.0));
     let pos = s.iter().filter(|x| x.1).count().max(1) as f64;
     let neg = s.iter().filter(|x| !x.1).count().max(1) as f64;
@@ -103,7 +116,10 @@ pub fn roc_curve(rows: &[Scored]) -> Vec<(f64, f64)> {
 
 /// Area under the ROC curve (trapezoids: ties count half).
 pub fn auc(curve: &[(f64, f64)]) -> f64 {
-    curve.windows(2).map(|w| (w[1].0 - w[0].0) * (w[1].1 + w[0].1) / 2.0).sum()
+    curve
+        .windows(2)
+        .map(|w| (w[1].0 - w[0].0) * (w[1].1 + w[0].1) / 2.0)
+        .sum()
 }
 
 /// Highest TPR among thresholds whose FPR does not exceed `max_fpr`.
@@ -120,13 +136,23 @@ mod tests {
     use super::*;
 
     fn s(truth: Label, predicted: Label, score: f64) -> Scored {
-        Scored { truth, predicted, score }
+        Scored {
+            truth,
+            predicted,
+            score,
+        }
     }
 
     #[test]
     fn recalls_f1_and_perfect_ranking() {
         use Label::{Human as H, Machine as M};
-        let rows = [s(M, M, 0.9), s(M, H, 0.6), s(H, H, 0.1), s(H, H, 0.2), s(H, M, 0.55)];
+        let rows = [
+            s(M, M, 0.9),
+            s(M, H, 0.6),
+            s(H, H, 0.1),
+            s(H, H, 0.2),
+            s(H, M, 0.55),
+        ];
         let sum = summarize(&rows);
         assert_eq!((sum.n_machine, sum.n_human), (2, 3));
         assert!((sum.machine_rec - 50.0).abs() < 1e-9);

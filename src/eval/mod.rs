@@ -28,7 +28,11 @@ pub use report::Report;
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
     #[error("{path}: line {line}: {reason}")]
-    Invalid { path: PathBuf, line: usize, reason: String },
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
     #[error("cannot read {path}")]
     Read {
         path: PathBuf,
@@ -89,7 +93,11 @@ pub fn load_set(
         source,
     })?;
     let mut records = Vec::new();
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
         let r = parse_record(line, "eval").map_err(|reason| EvalError::Invalid {
             path: path.to_owned(),
             line: i + 1,
@@ -104,14 +112,31 @@ pub fn load_set(
         Some(dir) => Some(cache::cache_path(dir, encoder.id(), path)?),
         None => None,
     };
-    if let Some(v) = cached.as_deref().and_then(|p| cache::load(p, records.len(), encoder.dim())) {
-        return Ok(LabelledSet { records, vectors: v });
+    if let Some(v) = cached
+        .as_deref()
+        .and_then(|p| cache::load(p, records.len(), encoder.dim()))
+    {
+        return Ok(LabelledSet {
+            records,
+            vectors: v,
+        });
     }
     let total = records.len() as u64;
-    let mut vectors = Vec::with_capacity(records.len());
-    for chunk in records.chunks(512) {
+    let dim = encoder.dim();
+    let mut vectors = cached
+        .as_deref()
+        .map(|p| cache::load_partial(p, dim))
+        .unwrap_or_default();
+    vectors.truncate(records.len());
+    for chunk in records[vectors.len()..].chunks(512) {
         let texts: Vec<&str> = chunk.iter().map(|r| r.text.as_str()).collect();
-        vectors.extend(encoder.embed(&texts)?);
+        let fresh = encoder.embed(&texts)?;
+        if let Some(p) = cached.as_deref() {
+            if let Err(e) = cache::append_partial(p, vectors.len(), &fresh, dim) {
+                tracing::warn!(path = %p.display(), error = %e, "cannot write embedding cache");
+            }
+        }
+        vectors.extend(fresh);
         progress(vectors.len() as u64, total);
     }
     if let Some(p) = cached {
@@ -158,7 +183,11 @@ fn index_of(kind: IndexKind, dim: usize, rows: &[VectorRow]) -> Result<Reference
 }
 
 /// Carves the validation split from `rows` by group and calibrates on it.
-pub fn calibrate_on(rows: &[VectorRow], dim: usize, opts: &EvalOptions) -> Result<Calibration, EvalError> {
+pub fn calibrate_on(
+    rows: &[VectorRow],
+    dim: usize,
+    opts: &EvalOptions,
+) -> Result<Calibration, EvalError> {
     let threshold = (opts.val_fraction.clamp(0.0, 1.0) * u64::MAX as f64) as u64;
     let ranks: Vec<u64> = rows.iter().map(validation_rank).collect();
     let mut val: Vec<(u64, usize)> = ranks
@@ -182,7 +211,11 @@ pub fn calibrate_on(rows: &[VectorRow], dim: usize, opts: &EvalOptions) -> Resul
         .par_iter()
         .map(|&(_, i)| (rows[i].label, index.search(&rows[i].embedding, k_max)))
         .collect();
-    Ok(calibrate::calibrate(&found, opts.temperature, &opts.target_fprs))
+    Ok(calibrate::calibrate(
+        &found,
+        opts.temperature,
+        &opts.target_fprs,
+    ))
 }
 
 /// Scores every test vector against the full reference set.

@@ -21,7 +21,10 @@ impl Panel {
     fn map(&self, (x, y): (f64, f64), ox: f64) -> (f64, f64) {
         let fx = (x - self.x_range.0) / (self.x_range.1 - self.x_range.0).max(1e-12);
         let fy = (y - self.y_range.0) / (self.y_range.1 - self.y_range.0).max(1e-12);
-        (ox + PAD + fx * (W - 2.0 * PAD), H - PAD - fy * (H - 2.0 * PAD))
+        (
+            ox + PAD + fx * (W - 2.0 * PAD),
+            H - PAD - fy * (H - 2.0 * PAD),
+        )
     }
 
     fn draw(&self, out: &mut String, ox: f64) {
@@ -50,7 +53,10 @@ impl Panel {
             );
         }
         if self.diagonal {
-            let _ = write!(out, r##"<line x1="{x0}" y1="{y0}" x2="{x1}" y2="{y1}" stroke="#bbb" stroke-dasharray="4"/>"##);
+            let _ = write!(
+                out,
+                r##"<line x1="{x0}" y1="{y0}" x2="{x1}" y2="{y1}" stroke="#bbb" stroke-dasharray="4"/>"##
+            );
         }
         let path: Vec<String> = self
             .points
@@ -60,11 +66,18 @@ impl Panel {
                 format!("{x:.1},{y:.1}")
             })
             .collect();
-        let _ = write!(out, r##"<polyline points="{}" fill="none" stroke="#1f77b4" stroke-width="2"/>"##, path.join(" "));
+        let _ = write!(
+            out,
+            r##"<polyline points="{}" fill="none" stroke="#1f77b4" stroke-width="2"/>"##,
+            path.join(" ")
+        );
         if self.markers {
             for &p in &self.points {
                 let (x, y) = self.map(p, ox);
-                let _ = write!(out, r##"<circle cx="{x:.1}" cy="{y:.1}" r="3" fill="#1f77b4"/>"##);
+                let _ = write!(
+                    out,
+                    r##"<circle cx="{x:.1}" cy="{y:.1}" r="3" fill="#1f77b4"/>"##
+                );
             }
         }
         let _ = write!(
@@ -96,10 +109,16 @@ fn esc(s: &str) -> String {
 
 /// ROC curve (left) and validation AvgRec by k (right) as one SVG.
 pub fn svg(roc: &[(f64, f64)], auroc: Option<f64>, avg_rec_by_k: &[(usize, f64)]) -> String {
-    let mut out = format!(r#"<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{H}" font-family="sans-serif">"#, 2.0 * W);
+    let mut out = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{H}" font-family="sans-serif">"#,
+        2.0 * W
+    );
     out.push_str(r#"<rect width="100%" height="100%" fill="white"/>"#);
     Panel {
-        title: format!("ROC (AUROC {})", auroc.map_or("n/a".into(), |a| format!("{a:.4}"))),
+        title: format!(
+            "ROC (AUROC {})",
+            auroc.map_or("n/a".into(), |a| format!("{a:.4}"))
+        ),
         x_label: "false-positive rate (human flagged)".into(),
         y_label: "true-positive rate".into(),
         x_range: (0.0, 1.0),
@@ -110,7 +129,12 @@ pub fn svg(roc: &[(f64, f64)], auroc: Option<f64>, avg_rec_by_k: &[(usize, f64)]
     }
     .draw(&mut out, 0.0);
     let ks: Vec<(f64, f64)> = avg_rec_by_k.iter().map(|&(k, r)| (k as f64, r)).collect();
-    let lo = ks.iter().map(|p| p.1).fold(100.0, f64::min).floor().min(99.0);
+    let lo = ks
+        .iter()
+        .map(|p| p.1)
+        .fold(100.0, f64::min)
+        .floor()
+        .min(99.0);
     let max_k = ks.iter().map(|p| p.0).fold(1.0, f64::max);
     Panel {
         title: "validation AvgRec by k".into(),

@@ -51,6 +51,9 @@ pub struct ReportInput<'a> {
     pub calibration: Calibration,
 }
 
+/// Reads the breakdown key of a record.
+type KeyFn = fn(&NewReference) -> Option<&str>;
+
 fn pct(a: usize, b: usize) -> f64 {
     if b == 0 {
         0.0
@@ -72,7 +75,7 @@ impl Report {
             })
             .collect();
         let mut breakdowns = BTreeMap::new();
-        let keys: [(&str, fn(&NewReference) -> Option<&str>); 5] = [
+        let keys: [(&str, KeyFn); 5] = [
             ("source", |r| r.source.as_deref()),
             ("model", |r| r.model.as_deref()),
             ("family", |r| r.family.as_deref()),
@@ -82,9 +85,18 @@ impl Report {
         for (name, key) in keys {
             let mut groups: BTreeMap<String, Vec<Scored>> = BTreeMap::new();
             for (r, s) in input.records.iter().zip(&scored) {
-                groups.entry(key(r).unwrap_or("unknown").to_owned()).or_default().push(*s);
+                groups
+                    .entry(key(r).unwrap_or("unknown").to_owned())
+                    .or_default()
+                    .push(*s);
             }
-            breakdowns.insert(name.to_owned(), groups.into_iter().map(|(k, v)| (k, summarize(&v))).collect());
+            breakdowns.insert(
+                name.to_owned(),
+                groups
+                    .into_iter()
+                    .map(|(k, v)| (k, summarize(&v)))
+                    .collect(),
+            );
         }
         let operating_points = input
             .calibration
@@ -92,7 +104,10 @@ impl Report {
             .iter()
             .map(|op| {
                 let flagged = |l: Label| {
-                    scored.iter().filter(|s| s.truth == l && s.score >= op.threshold).count()
+                    scored
+                        .iter()
+                        .filter(|s| s.truth == l && s.score >= op.threshold)
+                        .count()
                 };
                 let n = |l: Label| scored.iter().filter(|s| s.truth == l).count();
                 OperatingResult {
@@ -107,8 +122,10 @@ impl Report {
         for (r, v) in input.records.iter().zip(input.verdicts) {
             if r.label == Label::Machine && v.label == Label::Machine {
                 detected += 1;
-                fam_ok += usize::from(v.attribution.family.is_some() && v.attribution.family == r.family);
-                model_ok += usize::from(v.attribution.model.is_some() && v.attribution.model == r.model);
+                fam_ok +=
+                    usize::from(v.attribution.family.is_some() && v.attribution.family == r.family);
+                model_ok +=
+                    usize::from(v.attribution.model.is_some() && v.attribution.model == r.model);
             }
         }
         let novel = input.verdicts.iter().filter(|v| v.novel).count();
@@ -182,8 +199,16 @@ impl Report {
                     s.n,
                     s.n_human,
                     s.n_machine,
-                    if s.n_human > 0 { format!("{:.2}", s.human_rec) } else { "-".into() },
-                    if s.n_machine > 0 { format!("{:.2}", s.machine_rec) } else { "-".into() },
+                    if s.n_human > 0 {
+                        format!("{:.2}", s.human_rec)
+                    } else {
+                        "-".into()
+                    },
+                    if s.n_machine > 0 {
+                        format!("{:.2}", s.machine_rec)
+                    } else {
+                        "-".into()
+                    },
                     s.avg_rec
                 );
             }

@@ -19,9 +19,9 @@ pub struct HnswParams {
 impl Default for HnswParams {
     fn default() -> Self {
         Self {
-            m: 24,
-            ef_construction: 200,
-            ef_search: 128,
+            m: 16,
+            ef_construction: 100,
+            ef_search: 64,
         }
     }
 }
@@ -111,7 +111,11 @@ impl VectorIndex for HnswIndex {
                 similarity: 1.0 - n.distance,
             })
             .collect();
-        hits.sort_by(|a, b| b.similarity.total_cmp(&a.similarity).then(a.slot.cmp(&b.slot)));
+        hits.sort_by(|a, b| {
+            b.similarity
+                .total_cmp(&a.similarity)
+                .then(a.slot.cmp(&b.slot))
+        });
         hits
     }
 }

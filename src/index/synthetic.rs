@@ -35,11 +35,21 @@ pub fn clustered(n: usize, dim: usize, clusters: usize, spread: f32, seed: u64) 
 }
 
 /// Mean share of the exact top-`k` that `approx` also returns.
-pub fn recall_at(approx: &dyn VectorIndex, exact: &dyn VectorIndex, queries: &[Vec<f32>], k: usize) -> f64 {
+pub fn recall_at(
+    approx: &dyn VectorIndex,
+    exact: &dyn VectorIndex,
+    queries: &[Vec<f32>],
+    k: usize,
+) -> f64 {
     let mut found = 0usize;
     for q in queries {
-        let truth: std::collections::HashSet<usize> = exact.search(q, k).iter().map(|h| h.slot).collect();
-        found += approx.search(q, k).iter().filter(|h| truth.contains(&h.slot)).count();
+        let truth: std::collections::HashSet<usize> =
+            exact.search(q, k).iter().map(|h| h.slot).collect();
+        found += approx
+            .search(q, k)
+            .iter()
+            .filter(|h| truth.contains(&h.slot))
+            .count();
     }
     found as f64 / (queries.len() * k).max(1) as f64
 }

@@ -9,21 +9,28 @@ pub const INSERT: &str = "INSERT INTO reference (text, text_sha256, label, model
      encoder_max_length, added_by, added_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
      ON CONFLICT (text_sha256) DO NOTHING RETURNING id";
-pub const FIND_BY_HASH: &str = "SELECT id, deleted_at IS NOT NULL AS deleted FROM reference WHERE text_sha256 = $1";
+pub const FIND_BY_HASH: &str =
+    "SELECT id, deleted_at IS NOT NULL AS deleted FROM reference WHERE text_sha256 = $1";
 pub const RESTORE: &str = "UPDATE reference SET deleted_at = NULL, label = $2, model = $3, family = $4, \
      embedding = $5, encoder_name = $6, encoder_checksum = $7, encoder_max_length = $8 WHERE id = $1";
 pub const GET: &str = "SELECT * FROM reference WHERE id = $1";
-pub const DELETE: &str = "UPDATE reference SET deleted_at = $2 WHERE id = $1 AND deleted_at IS NULL";
-pub const VECTORS: &str = "SELECT id, label, model, family, source, group_key, embedding FROM reference \
+pub const DELETE: &str =
+    "UPDATE reference SET deleted_at = $2 WHERE id = $1 AND deleted_at IS NULL";
+pub const VECTORS: &str =
+    "SELECT id, label, model, family, source, group_key, embedding FROM reference \
      WHERE deleted_at IS NULL AND id > $1 ORDER BY id LIMIT $2";
-pub const ENCODERS: &str = "SELECT encoder_name, encoder_checksum, encoder_max_length, COUNT(*) AS n \
+pub const ENCODERS: &str =
+    "SELECT encoder_name, encoder_checksum, encoder_max_length, COUNT(*) AS n \
      FROM reference WHERE deleted_at IS NULL \
      GROUP BY encoder_name, encoder_checksum, encoder_max_length ORDER BY n DESC";
-pub const TEXTS: &str = "SELECT id, text FROM reference WHERE deleted_at IS NULL AND id > $1 ORDER BY id LIMIT $2";
+pub const TEXTS: &str =
+    "SELECT id, text FROM reference WHERE deleted_at IS NULL AND id > $1 ORDER BY id LIMIT $2";
 pub const SET_EMBEDDING: &str = "UPDATE reference SET embedding = $2, encoder_name = $3, \
      encoder_checksum = $4, encoder_max_length = $5 WHERE id = $1";
-pub const COUNT_LABELS: &str = "SELECT label, COUNT(*) AS n FROM reference WHERE deleted_at IS NULL GROUP BY label";
-pub const COUNT_FAMILIES: &str = "SELECT COALESCE(family, 'unknown') AS family, COUNT(*) AS n FROM reference \
+pub const COUNT_LABELS: &str =
+    "SELECT label, COUNT(*) AS n FROM reference WHERE deleted_at IS NULL GROUP BY label";
+pub const COUNT_FAMILIES: &str =
+    "SELECT COALESCE(family, 'unknown') AS family, COUNT(*) AS n FROM reference \
      WHERE deleted_at IS NULL GROUP BY COALESCE(family, 'unknown')";
 pub const COUNT_DELETED: &str = "SELECT COUNT(*) AS n FROM reference WHERE deleted_at IS NOT NULL";
 pub const SAVE_CALIBRATION: &str = "INSERT INTO calibration (encoder_name, encoder_checksum, \
@@ -36,7 +43,9 @@ pub const CALIBRATION: &str = "SELECT body FROM calibration WHERE encoder_name =
 /// Implements `Store` for a struct with a `pool` field of a sqlx pool type.
 macro_rules! impl_store {
     ($store:ty, $row:ty) => {
-        fn row_to_reference(r: &$row) -> Result<$crate::store::Reference, $crate::store::StoreError> {
+        fn row_to_reference(
+            r: &$row,
+        ) -> Result<$crate::store::Reference, $crate::store::StoreError> {
             use sqlx::Row;
             let id: i64 = r.try_get("id")?;
             let label: String = r.try_get("label")?;
@@ -76,7 +85,10 @@ macro_rules! impl_store {
                 use sqlx::Row;
                 use $crate::store::sql;
                 if items.len() != embeddings.len() {
-                    return Err($crate::store::StoreError::Mismatch(embeddings.len(), items.len()));
+                    return Err($crate::store::StoreError::Mismatch(
+                        embeddings.len(),
+                        items.len(),
+                    ));
                 }
                 let now = chrono::Utc::now();
                 let max_length = encoder.max_length as i32;
@@ -105,10 +117,16 @@ macro_rules! impl_store {
                         .fetch_optional(&mut *tx)
                         .await?;
                     if let Some(row) = row {
-                        out.push($crate::store::Inserted { id: row.try_get("id")?, created: true });
+                        out.push($crate::store::Inserted {
+                            id: row.try_get("id")?,
+                            created: true,
+                        });
                         continue;
                     }
-                    let found = sqlx::query(sql::FIND_BY_HASH).bind(&hash).fetch_one(&mut *tx).await?;
+                    let found = sqlx::query(sql::FIND_BY_HASH)
+                        .bind(&hash)
+                        .fetch_one(&mut *tx)
+                        .await?;
                     let id: i64 = found.try_get("id")?;
                     let deleted: bool = found.try_get("deleted")?;
                     if deleted {
@@ -124,7 +142,10 @@ macro_rules! impl_store {
                             .execute(&mut *tx)
                             .await?;
                     }
-                    out.push($crate::store::Inserted { id, created: deleted });
+                    out.push($crate::store::Inserted {
+                        id,
+                        created: deleted,
+                    });
                 }
                 tx.commit().await?;
                 Ok(out)
@@ -158,7 +179,10 @@ macro_rules! impl_store {
                 &self,
                 id: i64,
             ) -> Result<Option<$crate::store::Reference>, $crate::store::StoreError> {
-                let row = sqlx::query($crate::store::sql::GET).bind(id).fetch_optional(&self.pool).await?;
+                let row = sqlx::query($crate::store::sql::GET)
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
                 row.as_ref().map(row_to_reference).transpose()
             }
 
@@ -189,9 +213,9 @@ macro_rules! impl_store {
                         let bytes: Vec<u8> = r.try_get("embedding")?;
                         Ok($crate::store::VectorRow {
                             id,
-                            label: label
-                                .parse()
-                                .map_err(|reason| $crate::store::StoreError::Corrupt { id, reason })?,
+                            label: label.parse().map_err(|reason| {
+                                $crate::store::StoreError::Corrupt { id, reason }
+                            })?,
                             model: r.try_get("model")?,
                             family: r.try_get("family")?,
                             source: r.try_get("source")?,
@@ -206,7 +230,9 @@ macro_rules! impl_store {
                 &self,
             ) -> Result<Vec<($crate::encoder::EncoderId, i64)>, $crate::store::StoreError> {
                 use sqlx::Row;
-                let rows = sqlx::query($crate::store::sql::ENCODERS).fetch_all(&self.pool).await?;
+                let rows = sqlx::query($crate::store::sql::ENCODERS)
+                    .fetch_all(&self.pool)
+                    .await?;
                 rows.iter()
                     .map(|r| {
                         Ok((
@@ -232,7 +258,9 @@ macro_rules! impl_store {
                     .bind(limit)
                     .fetch_all(&self.pool)
                     .await?;
-                rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("text")?))).collect()
+                rows.iter()
+                    .map(|r| Ok((r.try_get("id")?, r.try_get("text")?)))
+                    .collect()
             }
 
             async fn set_embeddings(
@@ -264,10 +292,18 @@ macro_rules! impl_store {
                     counts.total += n;
                     counts.by_label.insert(r.try_get("label")?, n);
                 }
-                for r in sqlx::query(sql::COUNT_FAMILIES).fetch_all(&self.pool).await? {
-                    counts.by_family.insert(r.try_get("family")?, r.try_get("n")?);
+                for r in sqlx::query(sql::COUNT_FAMILIES)
+                    .fetch_all(&self.pool)
+                    .await?
+                {
+                    counts
+                        .by_family
+                        .insert(r.try_get("family")?, r.try_get("n")?);
                 }
-                counts.deleted = sqlx::query(sql::COUNT_DELETED).fetch_one(&self.pool).await?.try_get("n")?;
+                counts.deleted = sqlx::query(sql::COUNT_DELETED)
+                    .fetch_one(&self.pool)
+                    .await?
+                    .try_get("n")?;
                 Ok(counts)
             }
 

@@ -26,7 +26,9 @@ impl std::str::FromStr for Label {
         match s {
             "human" => Ok(Self::Human),
             "machine" => Ok(Self::Machine),
-            other => Err(format!("unknown label {other:?} (expected \"human\" or \"machine\")")),
+            other => Err(format!(
+                "unknown label {other:?} (expected \"human\" or \"machine\")"
+            )),
         }
     }
 }
@@ -116,7 +118,10 @@ mod tests {
         assert_eq!(text_sha256("a  b\n c "), text_sha256("a b c"));
         assert_ne!(text_sha256("a b c"), text_sha256("a b d"));
         // Matches the corpus ids: first 16 hex chars of sha256(' '.join(text.split())).
-        assert_eq!(&text_sha256("Hello world.")[..16], &hex::encode(Sha256::digest(b"Hello world."))[..16]);
+        assert_eq!(
+            &text_sha256("Hello world.")[..16],
+            &hex::encode(Sha256::digest(b"Hello world."))[..16]
+        );
     }
 
     #[test]

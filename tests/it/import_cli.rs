@@ -31,9 +31,23 @@ fn killed_import_resumes_without_duplicates_or_loss() {
     let file = shared_dir().join("corpus/tiny.jsonl");
     let file = file.to_str().unwrap();
     // Short texts first would make batches fast; the file order is kept.
-    let args = ["import", "--db", db, "--batch", "8", "--max-length", "128", "--no-calibrate", file];
+    let args = [
+        "import",
+        "--db",
+        db,
+        "--batch",
+        "8",
+        "--max-length",
+        "128",
+        "--no-calibrate",
+        file,
+    ];
     count(db); // create the schema so the poller can read it
-    let mut child = cmd(&args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = cmd(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let started = Instant::now();
     let mut at_kill = 0;
     while started.elapsed() < Duration::from_secs(120) {
@@ -46,9 +60,16 @@ fn killed_import_resumes_without_duplicates_or_loss() {
     child.kill().unwrap();
     child.wait().unwrap();
     let at_kill = at_kill.max(count(db));
-    assert!(at_kill > 0 && at_kill < 240, "killed with {at_kill} of 240 stored");
+    assert!(
+        at_kill > 0 && at_kill < 240,
+        "killed with {at_kill} of 240 stored"
+    );
     let out = cmd(&args).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let rt = tokio::runtime::Runtime::new().unwrap();
     let rows = rt.block_on(async {
         let s = store::open(db).await.unwrap();
@@ -65,7 +86,12 @@ fn killed_import_resumes_without_duplicates_or_loss() {
     let expected: HashSet<String> = std::fs::read_to_string(file)
         .unwrap()
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["text"].as_str().unwrap().to_owned())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["text"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .map(|t| text_sha256(&t))
         .collect();
     let stored: Vec<String> = rows.iter().map(|t| text_sha256(t)).collect();
@@ -73,7 +99,10 @@ fn killed_import_resumes_without_duplicates_or_loss() {
     assert_eq!(stored.len(), unique.len(), "duplicates after resume");
     assert_eq!(unique, expected, "stored texts differ from the file");
     let summary = String::from_utf8_lossy(&out.stderr);
-    assert!(summary.contains(&format!("{at_kill} already stored")), "{summary}");
+    assert!(
+        summary.contains(&format!("{at_kill} already stored")),
+        "{summary}"
+    );
 }
 
 #[test]
@@ -90,13 +119,31 @@ fn malformed_line_stops_before_its_batch_or_is_skipped() {
     )
     .unwrap();
     let input = input.to_str().unwrap();
-    let out = cmd(&["import", "--db", db, "--no-calibrate", input]).output().unwrap();
+    let out = cmd(&["import", "--db", db, "--no-calibrate", input])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("line 3") && err.contains("unknown label"), "{err}");
+    assert!(
+        err.contains("line 3") && err.contains("unknown label"),
+        "{err}"
+    );
     assert_eq!(count(db), 0, "nothing of the bad batch is written");
-    let out = cmd(&["import", "--db", db, "--no-calibrate", "--skip-invalid", input]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = cmd(&[
+        "import",
+        "--db",
+        db,
+        "--no-calibrate",
+        "--skip-invalid",
+        input,
+    ])
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("1 invalid skipped"));
     assert_eq!(count(db), 2);
 }
@@ -107,30 +154,89 @@ fn detect_votes_with_imported_references() {
     let db = dir.path().join("refs.db");
     let db = db.to_str().unwrap();
     let file = shared_dir().join("corpus/tiny.jsonl");
-    let out = cmd(&["import", "--db", db, "--max-length", "128", file.to_str().unwrap()]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = cmd(&[
+        "import",
+        "--db",
+        db,
+        "--max-length",
+        "128",
+        file.to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // A stored text finds itself as nearest neighbour and takes its label.
-    let first: serde_json::Value =
-        serde_json::from_str(std::fs::read_to_string(&file).unwrap().lines().nth(3).unwrap()).unwrap();
+    let first: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .lines()
+            .nth(3)
+            .unwrap(),
+    )
+    .unwrap();
     let text = first["text"].as_str().unwrap();
-    let out = cmd(&["detect", "--db", db, "--max-length", "128", "--format", "json", "--explain", text])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = cmd(&[
+        "detect",
+        "--db",
+        db,
+        "--max-length",
+        "128",
+        "--format",
+        "json",
+        "--explain",
+        text,
+    ])
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v["neighbours"][0]["similarity"].as_f64().unwrap() > 0.999);
     assert_eq!(v["neighbours"][0]["label"], first["label"]);
     let score = v["score"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&score));
     assert!(v["encoder"].as_str().unwrap().starts_with("minilm@"));
-    assert!(v["operating_point"]["threshold"].is_number(), "calibrated at import: {v}");
+    assert!(
+        v["operating_point"]["threshold"].is_number(),
+        "calibrated at import: {v}"
+    );
     // Another encoder identity (max_length) is refused with the fix named.
-    let out = cmd(&["detect", "--db", db, "--max-length", "256", "hello"]).output().unwrap();
+    let out = cmd(&["detect", "--db", db, "--max-length", "256", "hello"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("detective reindex"));
     // reindex fixes it.
-    let out = cmd(&["reindex", "--db", db, "--max-length", "256"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = cmd(&["detect", "--db", db, "--max-length", "256", "--format", "json", text]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = cmd(&["reindex", "--db", db, "--max-length", "256"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cmd(&[
+        "detect",
+        "--db",
+        db,
+        "--max-length",
+        "256",
+        "--format",
+        "json",
+        text,
+    ])
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -9,9 +9,9 @@ mod common;
 mod embed_cli;
 /// Rust encoder against reference token ids and embeddings from `transformers`.
 mod encoder_parity;
-/// HNSW recall against exact search.
-mod index_recall;
 /// import (kill and resume, bad lines), detect and reindex through the CLI.
 mod import_cli;
+/// HNSW recall against exact search.
+mod index_recall;
 /// The store contract on SQLite and PostgreSQL.
 mod store_contract;

@@ -54,7 +54,10 @@ async fn contract(store: Arc<dyn Store>) {
 
     // Idempotent: the same text (modulo whitespace) keeps its id.
     let again = item(&format!("{t}  first text "), Label::Human, None);
-    let re = store.insert(&[again], &[vector(0.9)], &encoder()).await.unwrap();
+    let re = store
+        .insert(&[again], &[vector(0.9)], &encoder())
+        .await
+        .unwrap();
     assert_eq!(re[0].id, ids[0].id);
     assert!(!re[0].created);
 
@@ -74,14 +77,28 @@ async fn contract(store: Arc<dyn Store>) {
     assert!(!existing.contains(&hashes[1]));
 
     let rows = store.vectors(ids[0].id - 1, 1000).await.unwrap();
-    let mine: Vec<_> = rows.iter().filter(|r| ids.iter().any(|i| i.id == r.id)).collect();
+    let mine: Vec<_> = rows
+        .iter()
+        .filter(|r| ids.iter().any(|i| i.id == r.id))
+        .collect();
     assert_eq!(mine.len(), 3);
-    assert_eq!(mine[1].embedding, vector(0.2), "embedding round-trips exactly");
-    assert_eq!(mine[0].group.as_deref(), Some(format!("g-{t} first   text").as_str()));
+    assert_eq!(
+        mine[1].embedding,
+        vector(0.2),
+        "embedding round-trips exactly"
+    );
+    assert_eq!(
+        mine[0].group.as_deref(),
+        Some(format!("g-{t} first   text").as_str())
+    );
 
     let after = store.counts().await.unwrap();
     assert_eq!(after.total - before.total, 3);
-    assert_eq!(after.by_label.get("machine").copied().unwrap_or(0) - before.by_label.get("machine").copied().unwrap_or(0), 2);
+    assert_eq!(
+        after.by_label.get("machine").copied().unwrap_or(0)
+            - before.by_label.get("machine").copied().unwrap_or(0),
+        2
+    );
     assert!(after.by_family.get("openai").copied().unwrap_or(0) >= 1);
 
     // Delete excludes from vectors at once; a second delete is a no-op.
@@ -89,9 +106,18 @@ async fn contract(store: Arc<dyn Store>) {
     assert!(!store.delete(ids[2].id).await.unwrap());
     let rows = store.vectors(ids[0].id - 1, 1000).await.unwrap();
     assert!(!rows.iter().any(|r| r.id == ids[2].id));
-    assert!(store.get(ids[2].id).await.unwrap().unwrap().deleted_at.is_some());
+    assert!(store
+        .get(ids[2].id)
+        .await
+        .unwrap()
+        .unwrap()
+        .deleted_at
+        .is_some());
     // Re-adding a deleted text restores it under its id.
-    let back = store.insert(&items[2..], &vecs[2..], &encoder()).await.unwrap();
+    let back = store
+        .insert(&items[2..], &vecs[2..], &encoder())
+        .await
+        .unwrap();
     assert_eq!(back[0].id, ids[2].id);
     assert!(back[0].created);
 
@@ -100,7 +126,10 @@ async fn contract(store: Arc<dyn Store>) {
         name: "other".into(),
         ..encoder()
     };
-    store.set_embeddings(&[(ids[0].id, vector(0.7))], &other).await.unwrap();
+    store
+        .set_embeddings(&[(ids[0].id, vector(0.7))], &other)
+        .await
+        .unwrap();
     let encs = store.encoders().await.unwrap();
     assert!(encs.iter().any(|(e, _)| *e == other));
     assert_eq!(store.get(ids[0].id).await.unwrap().unwrap().encoder, other);
@@ -110,11 +139,17 @@ async fn contract(store: Arc<dyn Store>) {
     // Mismatched input is refused before anything is written.
     assert!(store.insert(&items, &vecs[..1], &encoder()).await.is_err());
 
-    let enc = EncoderId { name: t.clone(), ..encoder() };
+    let enc = EncoderId {
+        name: t.clone(),
+        ..encoder()
+    };
     assert!(store.calibration(&enc).await.unwrap().is_none());
     store.save_calibration(&enc, "{\"k\":5}").await.unwrap();
     store.save_calibration(&enc, "{\"k\":7}").await.unwrap();
-    assert_eq!(store.calibration(&enc).await.unwrap().as_deref(), Some("{\"k\":7}"));
+    assert_eq!(
+        store.calibration(&enc).await.unwrap().as_deref(),
+        Some("{\"k\":7}")
+    );
 }
 
 fn rt() -> tokio::runtime::Runtime {
@@ -128,7 +163,9 @@ fn sqlite_store_meets_the_contract() {
     rt().block_on(async {
         contract(store::open(path.to_str().unwrap()).await.unwrap()).await;
         // Reopening applies no migration twice and keeps the data.
-        let reopened = store::open(&format!("sqlite://{}", path.display())).await.unwrap();
+        let reopened = store::open(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
         assert_eq!(reopened.counts().await.unwrap().total, 3);
     });
 }
@@ -148,6 +185,12 @@ fn postgres_store_meets_the_contract() {
 
 #[test]
 fn unsupported_urls_are_refused() {
-    let err = rt().block_on(store::open("mysql://localhost/x")).err().expect("refused");
-    assert!(err.to_string().contains("unsupported database URL"), "{err}");
+    let err = rt()
+        .block_on(store::open("mysql://localhost/x"))
+        .err()
+        .expect("refused");
+    assert!(
+        err.to_string().contains("unsupported database URL"),
+        "{err}"
+    );
 }
