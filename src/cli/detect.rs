@@ -137,8 +137,9 @@ fn print_verdict(
         let label = v.operating_point.as_ref().map_or(v.label, |op| op.label);
         writeln!(
             out,
-            "{:<8} {:>6.3} {:>4}  {:<14} {:<18} {:<5} {}",
+            "{:<8} {:<8} {:>6.3} {:>4}  {:<14} {:<18} {:<5} {}",
             label.as_str(),
+            v.label.as_str(),
             v.score,
             cfg.k,
             v.attribution.family.as_deref().unwrap_or("-"),

@@ -141,27 +141,28 @@ pub fn vote(neighbours: &[Neighbour], cfg: &VoteConfig) -> Option<Verdict> {
     })
 }
 
-/// Softmax-weighted machine share; weights are shifted by the best
-/// similarity so the exponentials cannot overflow.
+/// Similarity at which a neighbour counts as much as the uninformative prior.
+pub const BACKGROUND_SIMILARITY: f64 = 0.5;
+
+/// Softmax-weighted machine share with a small uninformative prior:
+/// `(sum_machine w + b) / (sum w + 2b)`, `w = exp((sim - 1) / T)`,
+/// `b = exp((BACKGROUND_SIMILARITY - 1) / T)`. The prior keeps the score off
+/// exactly 0 and 1, so a unanimous neighbourhood still ranks by how close it
+/// is: without it, every all-machine neighbourhood ties at 1.0 and no
+/// threshold could separate them. Similarities are at most 1, so the
+/// exponentials cannot overflow.
 pub fn weighted_score(used: &[Neighbour], temperature: f64) -> f64 {
     let t = temperature.max(1e-6);
-    let best = used
-        .iter()
-        .map(|n| f64::from(n.similarity))
-        .fold(f64::NEG_INFINITY, f64::max);
-    let (mut machine, mut total) = (0.0, 0.0);
+    let b = ((BACKGROUND_SIMILARITY - 1.0) / t).exp();
+    let (mut machine, mut total) = (b, 2.0 * b);
     for n in used {
-        let w = ((f64::from(n.similarity) - best) / t).exp();
+        let w = ((f64::from(n.similarity).min(1.0) - 1.0) / t).exp();
         total += w;
         if n.label == Label::Machine {
             machine += w;
         }
     }
-    if total > 0.0 {
-        machine / total
-    } else {
-        0.0
-    }
+    machine / total
 }
 
 fn attribution(used: &[Neighbour]) -> Attribution {
@@ -260,7 +261,7 @@ mod tests {
         .unwrap();
         assert_eq!(v.label, Label::Human);
         assert_eq!(v.k, 1);
-        assert_eq!(v.score, 0.0);
+        assert!(v.score < 0.01, "{}", v.score);
         assert!(v.attribution.family.is_none());
     }
 
@@ -281,13 +282,24 @@ mod tests {
     }
 
     #[test]
-    fn score_is_a_probability_and_falls_with_temperature_sharpening() {
+    fn score_is_a_probability_and_sharpens_with_temperature() {
         let nb = [m(1, 0.95, "a", "a1"), h(2, 0.9), h(3, 0.9)];
-        let soft = weighted_score(&nb, 10.0);
+        let soft = weighted_score(&nb, 100.0);
         let sharp = weighted_score(&nb, 0.005);
-        assert!((soft - 1.0 / 3.0).abs() < 0.01, "{soft}");
+        // Near-uniform weights: (1 + 1) / (3 + 2) with the prior.
+        assert!((soft - 0.4).abs() < 0.01, "{soft}");
         assert!(sharp > 0.99, "{sharp}");
         assert!((0.0..=1.0).contains(&weighted_score(&nb, 0.05)));
+    }
+
+    /// Unanimous neighbourhoods still rank by closeness, so a threshold
+    /// for a target false-positive rate can exist.
+    #[test]
+    fn unanimous_neighbourhoods_rank_by_similarity() {
+        let close = [m(1, 0.95, "a", "a1"), m(2, 0.94, "a", "a1")];
+        let far = [m(1, 0.6, "a", "a1"), m(2, 0.55, "a", "a1")];
+        let (c, f) = (weighted_score(&close, 0.05), weighted_score(&far, 0.05));
+        assert!(c > f && f > 0.5 && c < 1.0, "{c} {f}");
     }
 
     #[test]

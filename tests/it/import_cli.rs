@@ -240,3 +240,41 @@ fn detect_votes_with_imported_references() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// On an empty store, `detect` loads the shipped default references with
+/// their shipped embeddings (no re-embedding) and answers.
+#[test]
+fn empty_store_is_seeded_with_default_references() {
+    let defaults = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("references/default");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(defaults.join("manifest.json")).unwrap())
+            .unwrap();
+    let records = manifest["records"].as_i64().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("refs.db");
+    let db = db.to_str().unwrap();
+    let out = cmd(&[
+        "detect",
+        "--db",
+        db,
+        "--format",
+        "json",
+        "The committee reviewed the proposal in detail.",
+    ])
+    .output()
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("seeded with {records} default references")),
+        "{err}"
+    );
+    assert!(
+        !err.contains("embedding"),
+        "shipped embeddings must be used: {err}"
+    );
+    assert_eq!(count(db), records);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["label"] == "human" || v["label"] == "machine");
+    assert!(v["operating_point"]["threshold"].is_number());
+}
