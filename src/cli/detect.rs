@@ -96,8 +96,8 @@ pub fn run(args: &DetectArgs) -> anyhow::Result<()> {
     if format {
         writeln!(
             out,
-            "{:<8} {:>6} {:>4}  {:<14} {:<18} {:<5} text",
-            "verdict", "score", "k", "family", "model", "novel"
+            "{:<8} {:<8} {:>6} {:>4}  {:<14} {:<18} {:<5} text",
+            "verdict", "majority", "score", "k", "family", "model", "novel"
         )?;
     }
     for chunk in texts.chunks(256) {

@@ -239,6 +239,29 @@ fn detect_votes_with_imported_references() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // The table: a header, then one row per text with both labels.
+    let out = cmd(&[
+        "detect",
+        "--db",
+        db,
+        "--max-length",
+        "256",
+        "--format",
+        "table",
+        text,
+    ])
+    .output()
+    .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 2, "{table}");
+    assert!(lines[0].starts_with("verdict  majority  score"), "{table}");
+    let cols: Vec<&str> = lines[1].split_whitespace().collect();
+    for label in &cols[..2] {
+        assert!(["human", "machine"].contains(label), "{table}");
+    }
+    let score: f64 = cols[2].parse().unwrap();
+    assert!((0.0..=1.0).contains(&score), "{table}");
 }
 
 /// On an empty store, `detect` loads the shipped default references with
