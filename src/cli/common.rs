@@ -98,7 +98,8 @@ pub async fn all_rows(store: &dyn Store) -> anyhow::Result<Vec<VectorRow>> {
 /// Fills an empty store with the shipped default references, using the
 /// shipped embeddings when they were made by this encoder.
 pub async fn seed_if_empty(store: &dyn Store, encoder: &Encoder) -> anyhow::Result<()> {
-    if store.counts().await?.total > 0 || store.counts().await?.deleted > 0 {
+    let counts = store.counts().await?;
+    if counts.total > 0 || counts.deleted > 0 {
         return Ok(());
     }
     let dir = seed::default_dir();

@@ -124,33 +124,6 @@ impl References {
             })
             .collect()
     }
-
-    /// Builds the reference set from every active reference in the store,
-    /// refusing vectors from another encoder than `encoder`.
-    pub async fn load(
-        store: &dyn Store,
-        encoder: &EncoderId,
-        dim: usize,
-        kind: IndexKind,
-        progress: impl Fn(u64, u64),
-    ) -> Result<Self, DetectError> {
-        check_encoder(store, encoder).await?;
-        let total = store.counts().await?.total;
-        let refs = Self::new(kind, dim, total as usize);
-        let mut after = 0;
-        let mut done = 0;
-        loop {
-            let rows = store.vectors(after, 4096).await?;
-            let Some(last) = rows.last() else {
-                break;
-            };
-            after = last.id;
-            refs.add(&rows)?;
-            done += rows.len() as u64;
-            progress(done, total as u64);
-        }
-        Ok(refs)
-    }
 }
 
 /// Fails when the store holds vectors from another encoder.

@@ -113,13 +113,7 @@ impl Encoder {
         }
         let device = parse_device(&cfg.device)?;
         let config = ModelConfig::from_file(&files.path("config.json"))?;
-        let limit = config.max_tokens();
-        if cfg.max_length < 2 || cfg.max_length > limit {
-            return Err(EncoderError::MaxLength {
-                requested: cfg.max_length,
-                limit,
-            });
-        }
+        check_max_length(&config, cfg.max_length)?;
         let mut vs = nn::VarStore::new(device);
         let root = vs.root();
         let network = match config.architecture() {
@@ -175,13 +169,7 @@ impl Encoder {
 
     /// Changes the truncation length (and so the encoder's identity).
     pub fn set_max_length(&mut self, max_length: usize) -> Result<(), EncoderError> {
-        let limit = self.config.max_tokens();
-        if max_length < 2 || max_length > limit {
-            return Err(EncoderError::MaxLength {
-                requested: max_length,
-                limit,
-            });
-        }
+        check_max_length(&self.config, max_length)?;
         self.tokenizer.set_max_length(max_length)?;
         self.id.max_length = max_length;
         Ok(())
@@ -253,6 +241,19 @@ impl Embed for Encoder {
         let seqs = self.tokenize(texts)?;
         self.embed_tokens(&seqs)
     }
+}
+
+/// A truncation length must leave room for the special tokens and fit the
+/// model's position table.
+fn check_max_length(config: &ModelConfig, max_length: usize) -> Result<(), EncoderError> {
+    let limit = config.max_tokens();
+    if max_length < 2 || max_length > limit {
+        return Err(EncoderError::MaxLength {
+            requested: max_length,
+            limit,
+        });
+    }
+    Ok(())
 }
 
 /// `cpu`, `cuda`, `cuda:N`, or `auto` (CUDA when available).

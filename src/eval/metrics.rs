@@ -29,7 +29,8 @@ pub struct Summary {
     pub tpr_at_5pct_fpr: Option<f64>,
 }
 
-fn pct(a: usize, b: usize) -> f64 {
+/// `a / b` in percent; 0 when `b` is 0.
+pub fn pct(a: usize, b: usize) -> f64 {
     if b == 0 {
         0.0
     } else {

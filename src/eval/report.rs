@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::metrics::{roc_curve, summarize, Scored, Summary};
+use super::metrics::{pct, roc_curve, summarize, Scored, Summary};
 use crate::detect::{Calibration, Verdict};
 use crate::store::{Label, NewReference};
 
@@ -53,14 +53,6 @@ pub struct ReportInput<'a> {
 
 /// Reads the breakdown key of a record.
 type KeyFn = fn(&NewReference) -> Option<&str>;
-
-fn pct(a: usize, b: usize) -> f64 {
-    if b == 0 {
-        0.0
-    } else {
-        100.0 * a as f64 / b as f64
-    }
-}
 
 impl Report {
     pub fn build(input: ReportInput<'_>) -> Self {
