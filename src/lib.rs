@@ -10,10 +10,12 @@
 //! - [`detect`]: the vote, calibration, import, the searchable reference set.
 //! - [`eval`]: metrics, reports and plots over labelled sets.
 //! - [`cli`]: the `detective` command line; wiring only.
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod detect;
 pub mod encoder;
 pub mod eval;
 pub mod index;
+pub mod metrics;
 pub mod store;

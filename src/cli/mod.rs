@@ -8,7 +8,9 @@ mod embed;
 mod eval;
 mod import;
 pub mod input;
+mod keys;
 mod reindex;
+mod serve;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -41,6 +43,10 @@ pub enum Command {
     Reindex(reindex::ReindexArgs),
     /// Score a labelled file against references built from labelled files.
     Eval(eval::EvalArgs),
+    /// Run the HTTP service.
+    Serve(serve::ServeArgs),
+    /// Manage API keys.
+    Keys(keys::KeysArgs),
 }
 
 /// Flags that choose and run the encoder; shared by every command that embeds.
@@ -95,6 +101,8 @@ pub fn run() -> anyhow::Result<()> {
         Command::Detect(args) => detect::run(&args),
         Command::Reindex(args) => reindex::run(&args),
         Command::Eval(args) => eval::run(&args),
+        Command::Serve(args) => serve::run(&args),
+        Command::Keys(args) => keys::run(&args),
     }
 }
 

@@ -6,7 +6,9 @@
 //! not yet compacted, so a deleted reference stops voting at once.
 pub mod calibrate;
 pub mod import;
+pub mod keys;
 pub mod seed;
+mod service;
 pub mod vote;
 
 use std::collections::HashSet;
@@ -16,6 +18,7 @@ use crate::encoder::EncoderId;
 use crate::index::{self, IndexKind, VectorIndex};
 use crate::store::{Label, Store, StoreError, VectorRow};
 pub use calibrate::Calibration;
+pub use service::{Decision, Detection, Detector};
 pub use vote::{vote, Neighbour, Verdict, VoteConfig};
 
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +36,14 @@ pub enum DetectError {
     },
     #[error("embedding has {got} dimensions, the index {want}")]
     Dimension { got: usize, want: usize },
+    #[error(transparent)]
+    Worker(#[from] crate::encoder::WorkerError),
+    #[error("tokenizer failed")]
+    Tokenize(#[source] crate::encoder::EncoderError),
+    #[error("no references to vote")]
+    NoReferences,
+    #[error("{0} vectors for {1} items")]
+    Count(usize, usize),
 }
 
 #[derive(Debug, Clone)]
@@ -48,6 +59,8 @@ struct Meta {
 pub struct References {
     index: Box<dyn VectorIndex>,
     meta: RwLock<Vec<Meta>>,
+    /// Ids that have a slot in the index (deleted or not).
+    indexed: RwLock<HashSet<i64>>,
     deleted: RwLock<HashSet<i64>>,
 }
 
@@ -56,6 +69,7 @@ impl References {
         Self {
             index: index::build(kind, dim, capacity),
             meta: RwLock::new(Vec::with_capacity(capacity)),
+            indexed: RwLock::new(HashSet::with_capacity(capacity)),
             deleted: RwLock::new(HashSet::new()),
         }
     }
@@ -73,6 +87,8 @@ impl References {
     }
 
     /// Adds rows (their vectors and metadata); visible to the next search.
+    /// A row whose id already has a slot (a restored deletion) only votes
+    /// again.
     pub fn add(&self, rows: &[VectorRow]) -> Result<(), DetectError> {
         if let Some(bad) = rows.iter().find(|r| r.embedding.len() != self.dim()) {
             return Err(DetectError::Dimension {
@@ -83,6 +99,16 @@ impl References {
         // Metadata first, under the lock, so a slot is never searchable
         // without its metadata.
         let mut meta = self.meta.write().expect("lock");
+        let mut indexed = self.indexed.write().expect("lock");
+        let mut deleted = self.deleted.write().expect("lock");
+        let (old, rows): (Vec<&VectorRow>, Vec<&VectorRow>) =
+            rows.iter().partition(|r| indexed.contains(&r.id));
+        for r in old {
+            deleted.remove(&r.id);
+        }
+        if rows.is_empty() {
+            return Ok(());
+        }
         let vectors: Vec<&[f32]> = rows.iter().map(|r| r.embedding.as_slice()).collect();
         let first = self.index.add(&vectors);
         debug_assert_eq!(first, meta.len());
@@ -93,16 +119,15 @@ impl References {
             family: r.family.clone(),
             source: r.source.clone(),
         }));
-        self.deleted
-            .write()
-            .expect("lock")
-            .retain(|id| !rows.iter().any(|r| r.id == *id));
+        indexed.extend(rows.iter().map(|r| r.id));
         Ok(())
     }
 
     /// Stops a reference from voting.
     pub fn remove(&self, id: i64) {
-        self.deleted.write().expect("lock").insert(id);
+        if self.indexed.read().expect("lock").contains(&id) {
+            self.deleted.write().expect("lock").insert(id);
+        }
     }
 
     /// The `k` nearest live references, most similar first.

@@ -17,6 +17,7 @@ pub mod mpnet;
 pub mod pooling;
 pub mod registry;
 pub mod tokenize;
+pub mod worker;
 
 use std::path::PathBuf;
 
@@ -26,6 +27,7 @@ pub use batch::plan_batches;
 pub use config::{Architecture, ModelConfig};
 pub use registry::{resolve, ModelFiles};
 pub use tokenize::Tokenizer;
+pub use worker::{EncoderHandle, WorkerConfig, WorkerError};
 
 use crate::config::EncoderConfig;
 

@@ -10,6 +10,7 @@ use tokenizers::{TruncationDirection, TruncationParams, TruncationStrategy};
 
 use super::EncoderError;
 
+#[derive(Clone)]
 pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
     max_length: usize,
@@ -58,6 +59,26 @@ impl Tokenizer {
         Ok(encodings
             .iter()
             .map(|e| e.get_ids().iter().map(|&i| i64::from(i)).collect())
+            .collect())
+    }
+
+    /// Like [`encode_batch`](Self::encode_batch), with whether each text was
+    /// longer than `max_length` (and so truncated).
+    pub fn encode_batch_flagged(
+        &self,
+        texts: &[&str],
+    ) -> Result<Vec<(Vec<i64>, bool)>, EncoderError> {
+        let inputs: Vec<tokenizers::EncodeInput> = texts.iter().map(|t| (*t).into()).collect();
+        let encodings = self
+            .inner
+            .encode_batch(inputs, true)
+            .map_err(|e| EncoderError::Tokenize(e.to_string()))?;
+        Ok(encodings
+            .iter()
+            .map(|e| {
+                let ids = e.get_ids().iter().map(|&i| i64::from(i)).collect();
+                (ids, !e.get_overflowing().is_empty())
+            })
             .collect())
     }
 

@@ -7,6 +7,7 @@
 //! it and can always be rebuilt. SQLite (a file, zero set-up) is the default;
 //! PostgreSQL serves shared deployments. Both run the same SQL (`$N`
 //! placeholders, `ON CONFLICT`, `RETURNING`), from `sql.rs`.
+pub(crate) mod keys;
 mod postgres;
 mod sql;
 mod sqlite;
@@ -18,6 +19,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::encoder::EncoderId;
+pub use keys::{ApiKey, KeyStore};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use types::{text_sha256, Counts, Inserted, Label, NewReference, Reference, VectorRow};
@@ -37,7 +39,7 @@ pub enum StoreError {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: KeyStore {
     /// Adds references with their embeddings in one transaction. A text
     /// already stored keeps its row and returns its id (`created: false`);
     /// a deleted one is restored.

@@ -2,6 +2,7 @@
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 
+use super::keys::impl_key_store;
 use super::sql::impl_store;
 use super::StoreError;
 
@@ -18,3 +19,4 @@ impl PgStore {
 }
 
 impl_store!(PgStore, sqlx::postgres::PgRow);
+impl_key_store!(PgStore, sqlx::postgres::PgRow);

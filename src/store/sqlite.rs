@@ -6,6 +6,7 @@ use std::str::FromStr;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
+use super::keys::impl_key_store;
 use super::sql::impl_store;
 use super::StoreError;
 
@@ -30,3 +31,4 @@ impl SqliteStore {
 }
 
 impl_store!(SqliteStore, sqlx::sqlite::SqliteRow);
+impl_key_store!(SqliteStore, sqlx::sqlite::SqliteRow);

@@ -1,0 +1,12 @@
+-- API keys: only a SHA-256 of each key is kept; `prefix` (the first
+-- characters of the key, not secret) finds the row to compare against.
+CREATE TABLE api_key (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    name       TEXT NOT NULL,
+    prefix     TEXT NOT NULL,
+    key_sha256 TEXT NOT NULL UNIQUE,
+    scopes     TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    revoked_at TEXT
+);
+CREATE INDEX api_key_prefix ON api_key (prefix);

@@ -1,0 +1,343 @@
+//! Route handlers: authorise, parse, validate, then call the detector.
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use super::auth::{require, require_detect};
+use super::error::ApiError;
+use super::extract::{body, from_value, parse};
+use super::wire::{
+    Deleted, DetectBatch, DetectRequest, DetectResult, ReferenceBatch, ReferenceBatchCreated,
+    ReferenceCreated, ReferenceItem,
+};
+use super::{AppState, Overlength};
+use crate::detect::keys::Scope;
+use crate::detect::{Decision, Detector};
+use crate::store::{Label, NewReference};
+
+type Shared = State<Arc<AppState>>;
+
+fn detector(state: &AppState) -> Result<&Arc<Detector>, ApiError> {
+    state.detector.get().ok_or(ApiError::NotReady)
+}
+
+pub async fn health() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+pub async fn ready(State(state): Shared) -> Result<Json<serde_json::Value>, ApiError> {
+    let d = detector(&state)?;
+    Ok(Json(json!({"status": "ready", "references": d.len()})))
+}
+
+pub async fn info(State(state): Shared) -> Result<Json<serde_json::Value>, ApiError> {
+    let d = detector(&state)?;
+    let counts = d.counts().await?;
+    let enc = d.encoder().id();
+    let cfg = d.vote_config();
+    let c = &state.config;
+    Ok(Json(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "encoder": {
+            "id": enc.to_string(),
+            "name": enc.name,
+            "checksum": enc.checksum,
+            "max_length": enc.max_length,
+            "dimensions": d.encoder().dim(),
+        },
+        "index": {"kind": c.index_kind, "voting": d.len()},
+        "k": cfg.k,
+        "decision": match d.decision() {
+            Decision::Majority => "majority",
+            Decision::OperatingPoint => "operating-point",
+        },
+        "operating_point": cfg.operating_point,
+        "novelty_threshold": cfg.novelty_threshold,
+        "references": {
+            "total": counts.total,
+            "deleted": counts.deleted,
+            "by_label": counts.by_label,
+            "by_family": counts.by_family,
+        },
+        "limits": {
+            "max_items": c.max_items,
+            "max_text_chars": c.max_text_chars,
+            "max_body_bytes": c.max_body_bytes,
+            "max_k": c.max_k,
+            "overlength": match c.overlength {
+                Overlength::Truncate => "truncate",
+                Overlength::Reject => "reject",
+            },
+        },
+        "open_detect": c.open_detect,
+    })))
+}
+
+pub async fn metrics() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        crate::metrics::render(),
+    )
+}
+
+pub async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], super::OPENAPI)
+}
+
+/// Checks the texts of a request; `field` names them in messages.
+fn check_texts(state: &AppState, texts: &[(String, &str)]) -> Result<(), ApiError> {
+    let max = state.config.max_text_chars;
+    for (field, text) in texts {
+        if text.trim().is_empty() {
+            return Err(ApiError::invalid(format!("{field} is empty")));
+        }
+        let chars = text.chars().count();
+        if chars > max {
+            return Err(ApiError::TooLarge(format!(
+                "{field} has {chars} characters; the limit is {max} (--max-text-chars)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn check_count(state: &AppState, field: &str, n: usize) -> Result<(), ApiError> {
+    if n == 0 {
+        return Err(ApiError::invalid(format!("{field} is empty")));
+    }
+    let max = state.config.max_items;
+    if n > max {
+        return Err(ApiError::invalid(format!(
+            "{field} has {n} items; at most {max} per request (--max-items)"
+        )));
+    }
+    Ok(())
+}
+
+/// Tokenizes, rejecting over-long texts when so configured.
+async fn tokenize(
+    state: &AppState,
+    d: &Detector,
+    fields: Vec<String>,
+    texts: Vec<String>,
+) -> Result<Vec<(Vec<i64>, bool)>, ApiError> {
+    let tokens = d.tokenize(texts).await?;
+    if state.config.overlength == Overlength::Reject {
+        if let Some(i) = tokens.iter().position(|(_, cut)| *cut) {
+            return Err(ApiError::TooManyTokens(format!(
+                "{} is longer than the {} tokens the model reads; send a shorter text \
+                 (the service runs with --overlength reject)",
+                fields[i],
+                d.encoder().id().max_length
+            )));
+        }
+    }
+    Ok(tokens)
+}
+
+pub async fn detect(
+    State(state): Shared,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    require_detect(&state, &headers).await?;
+    let req: DetectRequest = parse(&body(raw, state.config.max_body_bytes)?)?;
+    let (texts, batch) = match (req.text, req.texts) {
+        (Some(t), None) => (vec![t], false),
+        (None, Some(ts)) => (ts, true),
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid("send either `text` or `texts`, not both"))
+        }
+        (None, None) => return Err(ApiError::invalid("missing field `text` (or `texts`)")),
+    };
+    if batch {
+        check_count(&state, "texts", texts.len())?;
+    }
+    let fields: Vec<String> = if batch {
+        (0..texts.len()).map(|i| format!("texts[{i}]")).collect()
+    } else {
+        vec!["text".into()]
+    };
+    let named: Vec<(String, &str)> = fields
+        .iter()
+        .cloned()
+        .zip(texts.iter().map(String::as_str))
+        .collect();
+    check_texts(&state, &named)?;
+    if let Some(k) = req.k {
+        let max = state.config.max_k;
+        if k == 0 || k > max {
+            return Err(ApiError::invalid(format!("k must be between 1 and {max}")));
+        }
+    }
+    let d = detector(&state)?;
+    let tokens = tokenize(&state, d, fields, texts).await?;
+    let truncated: Vec<bool> = tokens.iter().map(|(_, cut)| *cut).collect();
+    let seqs = tokens.into_iter().map(|(ids, _)| ids).collect();
+    let detections = d.detect(seqs, req.k).await?;
+    let encoder = d.encoder().id().to_string();
+    let mut results: Vec<DetectResult> = detections
+        .into_iter()
+        .zip(truncated)
+        .map(|(det, truncated)| {
+            let v = det.verdict;
+            DetectResult {
+                label: det.label,
+                score: v.score,
+                majority: v.label,
+                operating_point: v.operating_point,
+                k: v.k,
+                machine_votes: v.machine_votes,
+                human_votes: v.human_votes,
+                nearest_similarity: v.nearest_similarity,
+                novel: v.novel,
+                attribution: v.attribution,
+                truncated,
+                encoder: encoder.clone(),
+                neighbours: req.explain.then_some(v.neighbours),
+            }
+        })
+        .collect();
+    Ok(if batch {
+        Json(DetectBatch { results }).into_response()
+    } else {
+        Json(results.remove(0)).into_response()
+    })
+}
+
+pub async fn add_reference(
+    State(state): Shared,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let who = require(&state, &headers, Scope::ReferenceWrite).await?;
+    let value: serde_json::Value = parse(&body(raw, state.config.max_body_bytes)?)?;
+    let batch = value.get("items").is_some();
+    let items: Vec<ReferenceItem> = if batch {
+        let b: ReferenceBatch = from_value(value)?;
+        check_count(&state, "items", b.items.len())?;
+        b.items
+    } else {
+        vec![from_value(value)?]
+    };
+    let fields: Vec<String> = if batch {
+        (0..items.len())
+            .map(|i| format!("items[{i}].text"))
+            .collect()
+    } else {
+        vec!["text".into()]
+    };
+    let named: Vec<(String, &str)> = fields
+        .iter()
+        .cloned()
+        .zip(items.iter().map(|i| i.text.as_str()))
+        .collect();
+    check_texts(&state, &named)?;
+    for (i, item) in items.iter().enumerate() {
+        if item.label == Label::Human && item.model.as_deref().is_some_and(|m| m != "human") {
+            let at = if batch {
+                format!("items[{i}].")
+            } else {
+                String::new()
+            };
+            return Err(ApiError::invalid(format!(
+                "{at}model: a human reference cannot name a generator model"
+            )));
+        }
+    }
+    let d = detector(&state)?;
+    let texts = items.iter().map(|i| i.text.clone()).collect();
+    let tokens = tokenize(&state, d, fields, texts).await?;
+    let seqs = tokens.into_iter().map(|(ids, _)| ids).collect();
+    let new: Vec<NewReference> = items.into_iter().map(|i| to_new(i, &who.name)).collect();
+    let inserted = d.add(new, seqs).await?;
+    let any_created = inserted.iter().any(|i| i.created);
+    let status = if any_created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let out: Vec<ReferenceCreated> = inserted
+        .iter()
+        .map(|i| ReferenceCreated {
+            id: i.id,
+            created: i.created,
+        })
+        .collect();
+    Ok(if batch {
+        let ids = out.iter().map(|c| c.id).collect();
+        (status, Json(ReferenceBatchCreated { ids, items: out })).into_response()
+    } else {
+        let one = out.into_iter().next().ok_or(ApiError::Internal)?;
+        (status, Json(one)).into_response()
+    })
+}
+
+fn to_new(i: ReferenceItem, added_by: &str) -> NewReference {
+    let human = i.label == Label::Human;
+    let or_human = |v: Option<String>| if human { Some("human".into()) } else { v };
+    NewReference {
+        label: i.label,
+        model: or_human(i.model),
+        family: or_human(i.family),
+        source: i.source,
+        domain: i.domain,
+        attack: i.attack,
+        lang: i.lang,
+        group: None,
+        added_by: added_by.to_owned(),
+        text: i.text,
+    }
+}
+
+fn parse_id(raw: &str) -> Result<i64, ApiError> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| ApiError::invalid(format!("id must be a positive integer, not {raw:?}")))
+}
+
+pub async fn get_reference(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path(raw): Path<String>,
+) -> Result<Response, ApiError> {
+    require(&state, &headers, Scope::ReferenceWrite).await?;
+    let id = parse_id(&raw)?;
+    let d = detector(&state)?;
+    match d.get(id).await? {
+        Some(r) => Ok(Json(r).into_response()),
+        None => Err(ApiError::NotFound(format!("no reference with id {id}"))),
+    }
+}
+
+pub async fn delete_reference(
+    State(state): Shared,
+    headers: HeaderMap,
+    Path(raw): Path<String>,
+) -> Result<Response, ApiError> {
+    require(&state, &headers, Scope::Admin).await?;
+    let id = parse_id(&raw)?;
+    let d = detector(&state)?;
+    if d.delete(id).await? {
+        Ok(Json(Deleted { id, deleted: true }).into_response())
+    } else {
+        Err(ApiError::NotFound(format!(
+            "no active reference with id {id}"
+        )))
+    }
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::NotFound("no such route; see GET /openapi.json".into())
+}
+
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}

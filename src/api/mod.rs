@@ -1,0 +1,188 @@
+//! HTTP API: routes, wire types, the body extractor, auth and the one error
+//! type. Handlers talk to the [`Detector`] only.
+//!
+//! The server answers `GET /health` as soon as it listens; every route that
+//! needs the model or the index answers 503 `not_ready` until the detector
+//! is installed in [`AppState::detector`], which happens once the encoder is
+//! loaded and the index built.
+mod auth;
+mod error;
+mod extract;
+mod handlers;
+mod wire;
+
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
+use tracing::Instrument;
+
+use crate::detect::keys::KeyRing;
+use crate::detect::Detector;
+use crate::metrics;
+pub use error::ApiError;
+
+/// The OpenAPI document served at `GET /openapi.json`.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// Every route: (method, path). `openapi.json` documents exactly these.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("post", "/detect"),
+    ("post", "/reference"),
+    ("get", "/reference/{id}"),
+    ("delete", "/reference/{id}"),
+    ("get", "/health"),
+    ("get", "/ready"),
+    ("get", "/info"),
+    ("get", "/metrics"),
+    ("get", "/openapi.json"),
+];
+
+/// What to do with a text longer than the model reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overlength {
+    /// Embed its first `max_length` tokens and say so (`truncated: true`).
+    Truncate,
+    /// Answer 422 `too_many_tokens`.
+    Reject,
+}
+
+/// Request limits and access policy.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    pub max_items: usize,
+    pub max_text_chars: usize,
+    pub max_body_bytes: usize,
+    pub max_k: usize,
+    pub overlength: Overlength,
+    /// `POST /detect` without a key.
+    pub open_detect: bool,
+    /// Shown by `/info`.
+    pub index_kind: String,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            max_items: 64,
+            max_text_chars: 100_000,
+            max_body_bytes: 8 << 20,
+            max_k: 100,
+            overlength: Overlength::Truncate,
+            open_detect: false,
+            index_kind: "auto".into(),
+        }
+    }
+}
+
+pub struct AppState {
+    /// Set once the encoder is loaded and the index built.
+    pub detector: OnceLock<Arc<Detector>>,
+    pub keys: KeyRing,
+    pub config: ApiConfig,
+}
+
+/// The application: routes, error shape for unknown routes and methods,
+/// panic guard, body limit, request ids and metrics.
+pub fn app(state: Arc<AppState>) -> Router {
+    let limit = state.config.max_body_bytes;
+    Router::new()
+        .route("/detect", post(handlers::detect))
+        .route("/reference", post(handlers::add_reference))
+        .route(
+            "/reference/{id}",
+            get(handlers::get_reference).delete(handlers::delete_reference),
+        )
+        .route("/health", get(handlers::health))
+        .route("/ready", get(handlers::ready))
+        .route("/info", get(handlers::info))
+        .route("/metrics", get(handlers::metrics))
+        .route("/openapi.json", get(handlers::openapi))
+        .fallback(handlers::not_found)
+        .method_not_allowed_fallback(handlers::method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::max(limit))
+        .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!("handler panicked");
+            ApiError::Internal.into_response()
+        }))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+/// Request id, tracing span, access log and HTTP metrics for every request.
+async fn observe(State(_): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_owned();
+    let method = req.method().as_str().to_ascii_lowercase();
+    let id = request_id(&req);
+    let span = tracing::info_span!("request", id = %id, method = %method, route = %route);
+    let mut resp = next.run(req).instrument(span.clone()).await;
+    let status = resp.status();
+    let elapsed = started.elapsed().as_secs_f64();
+    metrics::HTTP_REQUESTS
+        .with_label_values(&[&route, &method, status.as_str()])
+        .inc();
+    metrics::HTTP_SECONDS
+        .with_label_values(&[&route])
+        .observe(elapsed);
+    if route == "/detect" && status == StatusCode::OK {
+        metrics::STAGE_SECONDS
+            .with_label_values(&["total"])
+            .observe(elapsed);
+    }
+    span.in_scope(|| {
+        tracing::info!(status = status.as_u16(), seconds = elapsed, "request done");
+    });
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    resp
+}
+
+/// The caller's `x-request-id` when it is short and printable, else a new one.
+fn request_id(req: &Request) -> String {
+    req.headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+        .unwrap_or_else(|| {
+            let mut b = [0u8; 8];
+            rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut b);
+            hex::encode(b)
+        })
+}
+
+/// Resolves on SIGINT or SIGTERM; the server then stops accepting and
+/// finishes the requests in flight.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    eprintln!("shutting down: finishing requests in flight");
+}

@@ -1,0 +1,83 @@
+//! Wire types of the JSON API. Requests reject unknown fields, so a typo is
+//! an error rather than a silently ignored option. `openapi.json` documents
+//! the same shapes, and a test keeps the two in step.
+use serde::{Deserialize, Serialize};
+
+use crate::detect::vote::{Attribution, Neighbour, OperatingVerdict};
+use crate::store::Label;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectRequest {
+    pub text: Option<String>,
+    pub texts: Option<Vec<String>>,
+    pub k: Option<usize>,
+    #[serde(default)]
+    pub explain: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DetectResult {
+    /// The decision (majority or operating point, per configuration).
+    pub label: Label,
+    /// Probability-like share of machine neighbours, similarity-weighted.
+    pub score: f64,
+    /// The plain majority of the k nearest references.
+    pub majority: Label,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operating_point: Option<OperatingVerdict>,
+    pub k: usize,
+    pub machine_votes: usize,
+    pub human_votes: usize,
+    pub nearest_similarity: f32,
+    pub novel: bool,
+    pub attribution: Attribution,
+    /// The text was longer than the model reads and was cut.
+    pub truncated: bool,
+    pub encoder: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub neighbours: Option<Vec<Neighbour>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DetectBatch {
+    pub results: Vec<DetectResult>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReferenceItem {
+    pub text: String,
+    pub label: Label,
+    pub model: Option<String>,
+    pub family: Option<String>,
+    pub source: Option<String>,
+    pub domain: Option<String>,
+    pub attack: Option<String>,
+    pub lang: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReferenceBatch {
+    pub items: Vec<ReferenceItem>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ReferenceCreated {
+    pub id: i64,
+    /// `false` when the text was already stored (its existing id).
+    pub created: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ReferenceBatchCreated {
+    pub ids: Vec<i64>,
+    pub items: Vec<ReferenceCreated>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Deleted {
+    pub id: i64,
+    pub deleted: bool,
+}

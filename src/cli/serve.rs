@@ -1,0 +1,284 @@
+//! `detective serve`: the HTTP service. Listens first (so `/health`
+//! answers during start-up), then loads the model and builds the index in
+//! the background and marks itself ready.
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Args;
+
+use super::common::{
+    all_rows, build_references, calibration, open_store, redact, seed_if_empty, IndexArgs,
+    StoreArgs,
+};
+use super::EncoderArgs;
+use crate::api::{self, ApiConfig, AppState, Overlength};
+use crate::detect::keys::{create_key, KeyRing, Scope};
+use crate::detect::{check_encoder, Decision, Detector};
+use crate::encoder::{Embed, Encoder, EncoderHandle, WorkerConfig};
+use crate::metrics;
+use crate::store::Store;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub encoder: EncoderArgs,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub index: IndexArgs,
+    /// Address to listen on.
+    #[arg(long, env = "DETECTIVE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Label reported as `label`: majority (the k-NN vote) or
+    /// operating-point (the calibrated threshold for --target-fpr).
+    #[arg(long, env = "DETECTIVE_DECISION", default_value = "majority")]
+    pub decision: String,
+    /// Operating point: target false-positive rate on human text.
+    #[arg(long, env = "DETECTIVE_TARGET_FPR", default_value_t = 0.01)]
+    pub target_fpr: f64,
+    /// Neighbours that vote (default: the calibrated k).
+    #[arg(long, env = "DETECTIVE_K")]
+    pub k: Option<usize>,
+    /// Allow POST /detect without an API key.
+    #[arg(long, env = "DETECTIVE_OPEN_DETECT")]
+    pub open_detect: bool,
+    /// Most texts (or references) per request.
+    #[arg(long, env = "DETECTIVE_MAX_ITEMS", default_value_t = 64)]
+    pub max_items: usize,
+    /// Most characters per text.
+    #[arg(long, env = "DETECTIVE_MAX_TEXT_CHARS", default_value_t = 100_000)]
+    pub max_text_chars: usize,
+    /// Most bytes per request body.
+    #[arg(long, env = "DETECTIVE_MAX_BODY_BYTES", default_value_t = 8 << 20)]
+    pub max_body_bytes: usize,
+    /// Largest k a request may ask for.
+    #[arg(long, env = "DETECTIVE_MAX_K", default_value_t = 100)]
+    pub max_k: usize,
+    /// Texts longer than the model reads: truncate (and say so) or reject (422).
+    #[arg(long, env = "DETECTIVE_OVERLENGTH", default_value = "truncate")]
+    pub overlength: String,
+    /// Requests that may wait for the model; more are answered 429.
+    #[arg(long, env = "DETECTIVE_QUEUE_CAPACITY", default_value_t = 64)]
+    pub queue_capacity: usize,
+    /// Most tokens coalesced from queued requests into one encoder call.
+    #[arg(long, env = "DETECTIVE_COALESCE_TOKENS", default_value_t = 32_768)]
+    pub coalesce_tokens: usize,
+    /// Bootstrap key with every scope (kept only in the environment).
+    #[arg(long, env = "DETECTIVE_ADMIN_KEY", hide_env_values = true)]
+    pub admin_key: Option<String>,
+}
+
+impl ServeArgs {
+    fn api_config(&self) -> anyhow::Result<ApiConfig> {
+        let overlength = match self.overlength.as_str() {
+            "truncate" => Overlength::Truncate,
+            "reject" => Overlength::Reject,
+            other => anyhow::bail!("--overlength must be truncate or reject, not {other:?}"),
+        };
+        anyhow::ensure!(self.max_items > 0, "--max-items must be positive");
+        anyhow::ensure!(self.max_text_chars > 0, "--max-text-chars must be positive");
+        anyhow::ensure!(self.max_k > 0, "--max-k must be positive");
+        anyhow::ensure!(self.queue_capacity > 0, "--queue-capacity must be positive");
+        Ok(ApiConfig {
+            max_items: self.max_items,
+            max_text_chars: self.max_text_chars,
+            max_body_bytes: self.max_body_bytes,
+            max_k: self.max_k,
+            overlength,
+            open_detect: self.open_detect,
+            index_kind: self.index.index.clone(),
+        })
+    }
+
+    fn decision(&self) -> anyhow::Result<Decision> {
+        match self.decision.as_str() {
+            "majority" => Ok(Decision::Majority),
+            "operating-point" => Ok(Decision::OperatingPoint),
+            other => {
+                anyhow::bail!("--decision must be majority or operating-point, not {other:?}")
+            }
+        }
+    }
+
+    /// The configuration, one line, without secrets.
+    fn describe(&self) -> String {
+        format!(
+            "listen={} db={} model={} max_length={} device={} index={} decision={} target_fpr={} \
+             k={} open_detect={} max_items={} max_text_chars={} max_body_bytes={} overlength={} \
+             queue_capacity={} coalesce_tokens={} admin_key={}",
+            self.listen,
+            redact(&self.store.db),
+            self.encoder.model,
+            self.encoder.max_length,
+            self.encoder.device,
+            self.index.index,
+            self.decision,
+            self.target_fpr,
+            self.k.map_or("calibrated".into(), |k| k.to_string()),
+            self.open_detect,
+            self.max_items,
+            self.max_text_chars,
+            self.max_body_bytes,
+            self.overlength,
+            self.queue_capacity,
+            self.coalesce_tokens,
+            if self.admin_key.is_some() {
+                "set"
+            } else {
+                "not set"
+            },
+        )
+    }
+}
+
+pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
+    let config = args.api_config()?;
+    let decision = args.decision()?;
+    let enc_cfg = args.encoder.to_config()?;
+    eprintln!(
+        "detective {} serve: {}",
+        env!("CARGO_PKG_VERSION"),
+        args.describe()
+    );
+    metrics::init();
+    let rt = super::common::runtime()?;
+    rt.block_on(async {
+        let store = open_store(&args.store).await?;
+        let keys = KeyRing::new(store.clone(), args.admin_key.as_deref());
+        bootstrap_key(store.as_ref(), keys.has_bootstrap()).await?;
+        let state = Arc::new(AppState {
+            detector: OnceLock::new(),
+            keys,
+            config,
+        });
+        let addr: SocketAddr = args
+            .listen
+            .parse()
+            .with_context(|| format!("--listen {:?} is not an address", args.listen))?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        let local = listener.local_addr()?;
+        eprintln!("listening on http://{local} (ready once the model and index are loaded)");
+        let (fail_tx, fail_rx) = tokio::sync::oneshot::channel::<anyhow::Error>();
+        let loader = {
+            let state = state.clone();
+            let store = store.clone();
+            let index = args.index.clone();
+            let workers = WorkerConfig {
+                queue_capacity: args.queue_capacity,
+                coalesce_tokens: args.coalesce_tokens.max(1),
+            };
+            let (k, target_fpr) = (args.k, args.target_fpr);
+            // The encoder is not `Sync`, so loading runs on a blocking thread
+            // that drives its own futures.
+            let rt = tokio::runtime::Handle::current();
+            tokio::task::spawn_blocking(move || {
+                let loaded = rt.block_on(load(
+                    store, enc_cfg, index, workers, k, target_fpr, decision,
+                ));
+                match loaded {
+                    Ok(detector) => {
+                        let d = state.detector.get_or_init(|| Arc::new(detector));
+                        print_ready(local, d);
+                    }
+                    Err(e) => {
+                        let _ = fail_tx.send(e);
+                    }
+                }
+            })
+        };
+        let server =
+            axum::serve(listener, api::app(state)).with_graceful_shutdown(api::shutdown_signal());
+        tokio::select! {
+            served = server => {
+                loader.abort();
+                served.context("server failed")
+            }
+            Ok(e) = fail_rx => Err(e),
+        }
+    })
+}
+
+async fn load(
+    store: Arc<dyn Store>,
+    enc_cfg: crate::config::EncoderConfig,
+    index: IndexArgs,
+    workers: WorkerConfig,
+    k: Option<usize>,
+    target_fpr: f64,
+    decision: Decision,
+) -> anyhow::Result<Detector> {
+    let encoder = Encoder::load(&enc_cfg)
+        .with_context(|| format!("cannot load model {:?}", enc_cfg.model))?;
+    seed_if_empty(store.as_ref(), &encoder).await?;
+    check_encoder(store.as_ref(), encoder.id()).await?;
+    let rows = all_rows(store.as_ref()).await?;
+    anyhow::ensure!(
+        !rows.is_empty(),
+        "the store holds no references: add some with `detective import FILE.jsonl`"
+    );
+    let kind = index.kind(rows.len())?;
+    let cal = calibration(store.as_ref(), &encoder, &rows, kind, false).await?;
+    let dim = encoder.dim();
+    let started = Instant::now();
+    let refs = build_references(&rows, dim, kind)?;
+    metrics::INDEX_BUILD_SECONDS.set(started.elapsed().as_secs_f64());
+    let mut vote = cal
+        .map(|c| c.vote_config(Some(target_fpr)))
+        .unwrap_or_default();
+    if let Some(k) = k {
+        anyhow::ensure!(k > 0, "--k must be positive");
+        vote.k = k;
+    }
+    let handle = EncoderHandle::spawn(encoder, workers);
+    metrics::INFO
+        .with_label_values(&[
+            env!("CARGO_PKG_VERSION"),
+            &handle.id().to_string(),
+            &vote.k.to_string(),
+        ])
+        .set(1);
+    let counts = store.counts().await?;
+    for (family, n) in &counts.by_family {
+        let label = if family == "human" {
+            "human"
+        } else {
+            "machine"
+        };
+        metrics::REFERENCES
+            .with_label_values(&[label, family])
+            .set(*n);
+    }
+    Ok(Detector::new(store, handle, refs, vote, decision))
+}
+
+/// With no admin key in the environment and no key in the store, creates an
+/// admin key and prints it once, so a fresh install is usable at once.
+async fn bootstrap_key(store: &dyn Store, env_key: bool) -> anyhow::Result<()> {
+    if env_key || !store.list_keys().await?.is_empty() {
+        return Ok(());
+    }
+    let (_, key) = create_key(store, "bootstrap", &[Scope::Admin]).await?;
+    eprintln!(
+        "created an admin API key (shown once; store it safely, or create others with \
+         `detective keys create`):\n\n    {key}\n"
+    );
+    Ok(())
+}
+
+fn print_ready(addr: SocketAddr, d: &Detector) {
+    eprintln!(
+        "ready: {} references, encoder {}, k={}\n\ntry:\n  \
+         curl -s http://{addr}/detect -H \"Authorization: Bearer $KEY\" -H 'content-type: application/json' \\\n    \
+         -d '{{\"text\": \"The mitochondria is the powerhouse of the cell.\"}}'\n  \
+         curl -s http://{addr}/reference -H \"Authorization: Bearer $KEY\" -H 'content-type: application/json' \\\n    \
+         -d '{{\"text\": \"...\", \"label\": \"machine\", \"model\": \"new-llm\", \"family\": \"new-family\"}}'\n  \
+         curl -s http://{addr}/info",
+        d.len(),
+        d.encoder().id(),
+        d.vote_config().k,
+    );
+}

@@ -1,0 +1,229 @@
+//! The service's use cases over a live reference set: detect (tokenize ->
+//! embed on the encoder thread -> search -> vote) and add, read and delete
+//! references. A reference is committed to the store before it enters the
+//! live index, so an acknowledged addition survives a crash and the very
+//! next detection sees it: training-free incremental adaptation.
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::{vote, DetectError, References, Verdict, VoteConfig};
+use crate::encoder::EncoderHandle;
+use crate::metrics;
+use crate::store::{Counts, Inserted, Label, NewReference, Reference, Store, VectorRow};
+
+/// Which label a verdict reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// The DeTeCtive majority of the k nearest references.
+    Majority,
+    /// The calibrated score threshold for the target false-positive rate
+    /// (the majority when no calibration is available).
+    OperatingPoint,
+}
+
+/// A verdict with the label chosen by the configured [`Decision`].
+#[derive(Debug, Clone)]
+pub struct Detection {
+    pub label: Label,
+    pub verdict: Verdict,
+}
+
+pub struct Detector {
+    store: Arc<dyn Store>,
+    encoder: EncoderHandle,
+    refs: References,
+    vote: VoteConfig,
+    decision: Decision,
+}
+
+/// Tokenized text: ids (truncated to the encoder's `max_length`) and
+/// whether truncation happened.
+pub type Tokens = (Vec<i64>, bool);
+
+impl Detector {
+    pub fn new(
+        store: Arc<dyn Store>,
+        encoder: EncoderHandle,
+        refs: References,
+        vote: VoteConfig,
+        decision: Decision,
+    ) -> Self {
+        metrics::INDEX_VECTORS.set(refs.len() as i64);
+        Self {
+            store,
+            encoder,
+            refs,
+            vote,
+            decision,
+        }
+    }
+
+    pub fn encoder(&self) -> &EncoderHandle {
+        &self.encoder
+    }
+
+    pub fn vote_config(&self) -> &VoteConfig {
+        &self.vote
+    }
+
+    pub fn decision(&self) -> Decision {
+        self.decision
+    }
+
+    /// References that vote.
+    pub fn len(&self) -> usize {
+        self.refs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.refs.is_empty()
+    }
+
+    /// Tokenizes on the blocking pool, off the async runtime.
+    pub async fn tokenize(&self, texts: Vec<String>) -> Result<Vec<Tokens>, DetectError> {
+        let tokenizer = self.encoder.tokenizer().clone();
+        let started = Instant::now();
+        let out = tokio::task::spawn_blocking(move || {
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            tokenizer.encode_batch_flagged(&refs)
+        })
+        .await
+        .map_err(|_| DetectError::Worker(crate::encoder::WorkerError::Failed))?
+        .map_err(DetectError::Tokenize)?;
+        metrics::STAGE_SECONDS
+            .with_label_values(&["tokenize"])
+            .observe(started.elapsed().as_secs_f64());
+        Ok(out)
+    }
+
+    /// Verdicts for tokenized texts, `k` overriding the calibrated one.
+    pub async fn detect(
+        &self,
+        seqs: Vec<Vec<i64>>,
+        k: Option<usize>,
+    ) -> Result<Vec<Detection>, DetectError> {
+        let n = seqs.len();
+        let vectors = self.encoder.embed_tokens(seqs).await?;
+        if vectors.len() != n {
+            return Err(DetectError::Count(vectors.len(), n));
+        }
+        let mut cfg = self.vote.clone();
+        if let Some(k) = k {
+            cfg.k = k;
+        }
+        let mut out = Vec::with_capacity(n);
+        for v in &vectors {
+            let started = Instant::now();
+            let neighbours = self.refs.search(v, cfg.k);
+            let searched = Instant::now();
+            metrics::STAGE_SECONDS
+                .with_label_values(&["search"])
+                .observe((searched - started).as_secs_f64());
+            let Some(verdict) = vote(&neighbours, &cfg) else {
+                return Err(DetectError::NoReferences);
+            };
+            metrics::STAGE_SECONDS
+                .with_label_values(&["vote"])
+                .observe(searched.elapsed().as_secs_f64());
+            let label = match (self.decision, &verdict.operating_point) {
+                (Decision::OperatingPoint, Some(op)) => op.label,
+                _ => verdict.label,
+            };
+            record(label, &verdict);
+            out.push(Detection { label, verdict });
+        }
+        Ok(out)
+    }
+
+    /// Embeds, commits, then indexes references; existing texts keep their
+    /// ids (`created: false`).
+    pub async fn add(
+        &self,
+        items: Vec<NewReference>,
+        seqs: Vec<Vec<i64>>,
+    ) -> Result<Vec<Inserted>, DetectError> {
+        let vectors = self.encoder.embed_tokens(seqs).await?;
+        if vectors.len() != items.len() {
+            return Err(DetectError::Count(vectors.len(), items.len()));
+        }
+        let started = Instant::now();
+        let inserted = self
+            .store
+            .insert(&items, &vectors, self.encoder.id())
+            .await
+            .inspect_err(|_| metrics::STORE_ERRORS.inc())?;
+        metrics::STAGE_SECONDS
+            .with_label_values(&["store"])
+            .observe(started.elapsed().as_secs_f64());
+        let rows: Vec<VectorRow> = items
+            .into_iter()
+            .zip(vectors)
+            .zip(&inserted)
+            .map(|((item, embedding), ins)| {
+                if ins.created {
+                    metrics::REFERENCES_ADDED
+                        .with_label_values(&[
+                            item.label.as_str(),
+                            item.family.as_deref().unwrap_or("unknown"),
+                        ])
+                        .inc();
+                }
+                VectorRow {
+                    id: ins.id,
+                    label: item.label,
+                    model: item.model,
+                    family: item.family,
+                    source: item.source,
+                    group: item.group,
+                    embedding,
+                }
+            })
+            .collect();
+        self.refs.add(&rows)?;
+        metrics::INDEX_VECTORS.set(self.refs.len() as i64);
+        Ok(inserted)
+    }
+
+    pub async fn get(&self, id: i64) -> Result<Option<Reference>, DetectError> {
+        Ok(self
+            .store
+            .get(id)
+            .await
+            .inspect_err(|_| metrics::STORE_ERRORS.inc())?)
+    }
+
+    /// Stops a reference from voting at once; `false` if absent or already
+    /// deleted.
+    pub async fn delete(&self, id: i64) -> Result<bool, DetectError> {
+        let done = self
+            .store
+            .delete(id)
+            .await
+            .inspect_err(|_| metrics::STORE_ERRORS.inc())?;
+        if done {
+            self.refs.remove(id);
+            metrics::REFERENCES_DELETED.inc();
+            metrics::INDEX_VECTORS.set(self.refs.len() as i64);
+        }
+        Ok(done)
+    }
+
+    pub async fn counts(&self) -> Result<Counts, DetectError> {
+        Ok(self
+            .store
+            .counts()
+            .await
+            .inspect_err(|_| metrics::STORE_ERRORS.inc())?)
+    }
+}
+
+fn record(label: Label, v: &Verdict) {
+    metrics::VERDICTS.with_label_values(&[label.as_str()]).inc();
+    if v.novel {
+        metrics::NOVEL.inc();
+    }
+    if label == Label::Machine {
+        let family = v.attribution.family.as_deref().unwrap_or("unknown");
+        metrics::ATTRIBUTIONS.with_label_values(&[family]).inc();
+    }
+}

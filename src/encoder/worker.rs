@@ -1,0 +1,174 @@
+//! The model on its own OS thread, behind a cheap cloneable handle.
+//!
+//! LibTorch tensors are `Send` but not `Sync`, and a forward pass saturates
+//! the cores anyway, so one thread owns the [`Encoder`] and requests reach
+//! it through a bounded queue, each with its own reply channel. The thread
+//! takes the first waiting job and then coalesces whatever else is queued up
+//! to a token budget into one call, which the encoder cuts into
+//! length-sorted batches: concurrent small requests share forward passes.
+//! A full queue is refused at once ([`WorkerError::Full`], HTTP 429) rather
+//! than letting latency grow without bound, and a job whose requester has
+//! gone is dropped before it is encoded.
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::time::Instant;
+
+use tokio::sync::oneshot;
+
+use super::{Embed, Encoder, EncoderId, Tokenizer};
+use crate::metrics;
+
+/// Queue and coalescing limits.
+#[derive(Debug, Clone, Copy)]
+pub struct WorkerConfig {
+    /// Jobs (requests) that may wait for the model.
+    pub queue_capacity: usize,
+    /// Most tokens coalesced into one call of the encoder.
+    pub coalesce_tokens: usize,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            queue_capacity: 64,
+            coalesce_tokens: 32_768,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("the encoding queue is full")]
+    Full,
+    #[error("the encoder has stopped")]
+    Stopped,
+    #[error("the encoder failed")]
+    Failed,
+}
+
+type Reply = oneshot::Sender<Result<Vec<Vec<f32>>, WorkerError>>;
+
+struct Job {
+    seqs: Vec<Vec<i64>>,
+    reply: Reply,
+    queued: Instant,
+}
+
+/// Cloneable handle to the encoder thread.
+#[derive(Clone)]
+pub struct EncoderHandle {
+    tx: SyncSender<Job>,
+    tokenizer: Tokenizer,
+    id: EncoderId,
+    dim: usize,
+}
+
+impl EncoderHandle {
+    /// Moves the encoder onto a new thread.
+    pub fn spawn(encoder: Encoder, cfg: WorkerConfig) -> Self {
+        let (tx, rx) = sync_channel(cfg.queue_capacity.max(1));
+        let handle = Self {
+            tx,
+            tokenizer: encoder.tokenizer().clone(),
+            id: encoder.id().clone(),
+            dim: encoder.dim(),
+        };
+        std::thread::Builder::new()
+            .name("encoder".into())
+            .spawn(move || run(&encoder, &rx, cfg.coalesce_tokens))
+            .expect("spawn the encoder thread");
+        handle
+    }
+
+    pub fn id(&self) -> &EncoderId {
+        &self.id
+    }
+
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// Embeds tokenized texts on the encoder thread; input order.
+    pub async fn embed_tokens(&self, seqs: Vec<Vec<i64>>) -> Result<Vec<Vec<f32>>, WorkerError> {
+        if seqs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (reply, rx) = oneshot::channel();
+        let job = Job {
+            seqs,
+            reply,
+            queued: Instant::now(),
+        };
+        match self.tx.try_send(job) {
+            Ok(()) => metrics::QUEUE_DEPTH.inc(),
+            Err(TrySendError::Full(_)) => {
+                metrics::QUEUE_REJECTED.inc();
+                return Err(WorkerError::Full);
+            }
+            Err(TrySendError::Disconnected(_)) => return Err(WorkerError::Stopped),
+        }
+        rx.await.map_err(|_| WorkerError::Stopped)?
+    }
+}
+
+fn run(encoder: &Encoder, rx: &Receiver<Job>, coalesce_tokens: usize) {
+    let _guard = tch::no_grad_guard();
+    while let Ok(first) = rx.recv() {
+        metrics::QUEUE_DEPTH.dec();
+        let mut tokens: usize = first.seqs.iter().map(Vec::len).sum();
+        let mut jobs = vec![first];
+        while tokens < coalesce_tokens {
+            match rx.try_recv() {
+                Ok(job) => {
+                    metrics::QUEUE_DEPTH.dec();
+                    tokens += job.seqs.iter().map(Vec::len).sum::<usize>();
+                    jobs.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        let before = jobs.len();
+        jobs.retain(|j| !j.reply.is_closed());
+        metrics::JOBS_CANCELLED.inc_by((before - jobs.len()) as u64);
+        if jobs.is_empty() {
+            continue;
+        }
+        encode(encoder, jobs);
+    }
+}
+
+fn encode(encoder: &Encoder, jobs: Vec<Job>) {
+    let started = Instant::now();
+    for job in &jobs {
+        metrics::STAGE_SECONDS
+            .with_label_values(&["queue_wait"])
+            .observe((started - job.queued).as_secs_f64());
+    }
+    let seqs: Vec<Vec<i64>> = jobs.iter().flat_map(|j| j.seqs.iter().cloned()).collect();
+    metrics::BATCH_TEXTS.observe(seqs.len() as f64);
+    metrics::BATCH_TOKENS.observe(seqs.iter().map(Vec::len).sum::<usize>() as f64);
+    let span = tracing::debug_span!("encode", texts = seqs.len(), jobs = jobs.len());
+    let _enter = span.enter();
+    let result = encoder.embed_tokens(&seqs);
+    metrics::STAGE_SECONDS
+        .with_label_values(&["inference"])
+        .observe(started.elapsed().as_secs_f64());
+    match result {
+        Ok(vectors) => {
+            let mut vectors = vectors.into_iter();
+            for job in jobs {
+                let mine: Vec<Vec<f32>> = vectors.by_ref().take(job.seqs.len()).collect();
+                let _ = job.reply.send(Ok(mine));
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "encoding failed");
+            for job in jobs {
+                let _ = job.reply.send(Err(WorkerError::Failed));
+            }
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! The metrics catalogue: every metric the service exports, in one place,
+//! with units in the names and buckets set here. Rendered in the Prometheus
+//! text format at `GET /metrics`.
+use std::sync::LazyLock;
+
+use prometheus::{
+    Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+pub static REGISTRY: LazyLock<Registry> = LazyLock::new(Registry::new);
+
+/// Latency buckets (seconds): 0.5 ms to 30 s.
+const SECONDS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+const TEXTS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
+const TOKENS: &[f64] = &[
+    64.0, 256.0, 1024.0, 4096.0, 8192.0, 16384.0, 32768.0, 65536.0,
+];
+
+fn register<T: prometheus::core::Collector + Clone + 'static>(m: T) -> T {
+    REGISTRY
+        .register(Box::new(m.clone()))
+        .expect("metric names are unique");
+    m
+}
+
+fn counter_vec(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    register(IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"))
+}
+
+fn histogram(name: &str, help: &str, buckets: &[f64]) -> Histogram {
+    register(
+        Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec()))
+            .expect("valid metric"),
+    )
+}
+
+fn histogram_vec(name: &str, help: &str, labels: &[&str], buckets: &[f64]) -> HistogramVec {
+    register(
+        HistogramVec::new(
+            HistogramOpts::new(name, help).buckets(buckets.to_vec()),
+            labels,
+        )
+        .expect("valid metric"),
+    )
+}
+
+fn counter(name: &str, help: &str) -> IntCounter {
+    register(IntCounter::new(name, help).expect("valid metric"))
+}
+
+fn gauge(name: &str, help: &str) -> IntGauge {
+    register(IntGauge::new(name, help).expect("valid metric"))
+}
+
+pub static HTTP_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter_vec(
+        "detective_http_requests_total",
+        "HTTP requests by route, method and status code",
+        &["route", "method", "status"],
+    )
+});
+pub static HTTP_SECONDS: LazyLock<HistogramVec> = LazyLock::new(|| {
+    histogram_vec(
+        "detective_http_request_duration_seconds",
+        "HTTP request latency by route",
+        &["route"],
+        SECONDS,
+    )
+});
+/// Stages: tokenize, queue_wait, inference, search, vote, store, total.
+pub static STAGE_SECONDS: LazyLock<HistogramVec> = LazyLock::new(|| {
+    histogram_vec(
+        "detective_stage_duration_seconds",
+        "Time spent per pipeline stage",
+        &["stage"],
+        SECONDS,
+    )
+});
+pub static BATCH_TEXTS: LazyLock<Histogram> = LazyLock::new(|| {
+    histogram(
+        "detective_batch_texts",
+        "Texts per encoder batch (after coalescing requests)",
+        TEXTS,
+    )
+});
+pub static BATCH_TOKENS: LazyLock<Histogram> = LazyLock::new(|| {
+    histogram(
+        "detective_batch_tokens",
+        "Tokens per encoder batch (after coalescing requests)",
+        TOKENS,
+    )
+});
+pub static QUEUE_DEPTH: LazyLock<IntGauge> = LazyLock::new(|| {
+    gauge(
+        "detective_queue_depth",
+        "Encoding jobs waiting for the model",
+    )
+});
+pub static QUEUE_REJECTED: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter(
+        "detective_queue_rejected_total",
+        "Requests refused with 429 because the encoding queue was full",
+    )
+});
+pub static JOBS_CANCELLED: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter(
+        "detective_jobs_cancelled_total",
+        "Encoding jobs dropped because their client had gone",
+    )
+});
+pub static VERDICTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter_vec(
+        "detective_verdicts_total",
+        "Verdicts returned, by label",
+        &["label"],
+    )
+});
+pub static NOVEL: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter(
+        "detective_novel_verdicts_total",
+        "Verdicts flagged novel (nearest reference below the novelty threshold)",
+    )
+});
+pub static ATTRIBUTIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter_vec(
+        "detective_attributions_total",
+        "Machine verdicts by attributed family",
+        &["family"],
+    )
+});
+pub static REFERENCES: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register(
+        IntGaugeVec::new(
+            Opts::new(
+                "detective_references",
+                "Active references by label and family",
+            ),
+            &["label", "family"],
+        )
+        .expect("valid metric"),
+    )
+});
+pub static REFERENCES_ADDED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter_vec(
+        "detective_references_added_total",
+        "References added through the API, by label and family",
+        &["label", "family"],
+    )
+});
+pub static REFERENCES_DELETED: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter(
+        "detective_references_deleted_total",
+        "References deleted through the API",
+    )
+});
+pub static INDEX_VECTORS: LazyLock<IntGauge> = LazyLock::new(|| {
+    gauge(
+        "detective_index_vectors",
+        "Vectors that vote (indexed minus deleted)",
+    )
+});
+pub static INDEX_BUILD_SECONDS: LazyLock<Gauge> = LazyLock::new(|| {
+    register(
+        Gauge::new(
+            "detective_index_build_duration_seconds",
+            "Duration of the last index build",
+        )
+        .expect("valid metric"),
+    )
+});
+pub static STORE_ERRORS: LazyLock<IntCounter> =
+    LazyLock::new(|| counter("detective_store_errors_total", "Failed store operations"));
+pub static INFO: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register(
+        IntGaugeVec::new(
+            Opts::new("detective_info", "Build and configuration (value is 1)"),
+            &["version", "encoder", "k"],
+        )
+        .expect("valid metric"),
+    )
+});
+
+/// Everything in the registry, Prometheus text format.
+pub fn render() -> String {
+    TextEncoder::new()
+        .encode_to_string(&REGISTRY.gather())
+        .unwrap_or_default()
+}
+
+/// Forces registration so every metric appears in `/metrics` from the start.
+pub fn init() {
+    LazyLock::force(&HTTP_REQUESTS);
+    LazyLock::force(&HTTP_SECONDS);
+    LazyLock::force(&STAGE_SECONDS);
+    LazyLock::force(&BATCH_TEXTS);
+    LazyLock::force(&BATCH_TOKENS);
+    LazyLock::force(&QUEUE_DEPTH);
+    LazyLock::force(&QUEUE_REJECTED);
+    LazyLock::force(&JOBS_CANCELLED);
+    LazyLock::force(&VERDICTS);
+    LazyLock::force(&NOVEL);
+    LazyLock::force(&ATTRIBUTIONS);
+    LazyLock::force(&REFERENCES);
+    LazyLock::force(&REFERENCES_ADDED);
+    LazyLock::force(&REFERENCES_DELETED);
+    LazyLock::force(&INDEX_VECTORS);
+    LazyLock::force(&INDEX_BUILD_SECONDS);
+    LazyLock::force(&STORE_ERRORS);
+    LazyLock::force(&INFO);
+}
