@@ -26,16 +26,35 @@ pub fn body(raw: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, A
     }
 }
 
-/// Parses JSON into `T`, naming the offending field on failure.
+/// Parses a JSON object into `T`, naming the offending field on failure.
+/// Bodies that are not objects are refused (serde would otherwise read an
+/// array positionally into a struct).
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    let value: T = serde_path_to_error::deserialize(de).map_err(path_error)?;
-    Ok(value)
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::MalformedJson(format!("malformed JSON: {e}")))?;
+    from_value(value)
 }
 
 /// Parses an already decoded JSON value into `T`.
 pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    if !value.is_object() {
+        return Err(ApiError::Invalid(format!(
+            "the request body must be a JSON object, not {}",
+            kind(&value)
+        )));
+    }
     serde_path_to_error::deserialize(value).map_err(path_error)
+}
+
+fn kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
 }
 
 fn path_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {

@@ -6,7 +6,9 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 
-use super::common::IndexArgs;
+use super::common::{all_rows, open_store, redact, runtime, seed_if_empty, IndexArgs, StoreArgs};
+use crate::detect::check_encoder;
+use crate::store::VectorRow;
 use super::input::progress;
 use super::EncoderArgs;
 use crate::encoder::{Embed, Encoder};
@@ -21,8 +23,12 @@ pub struct EvalArgs {
     #[command(flatten)]
     pub index: IndexArgs,
     /// Reference files (JSONL, corpus format), comma-separated.
-    #[arg(long, value_delimiter = ',', required = true)]
+    #[arg(long, value_delimiter = ',', required_unless_present = "db")]
     pub refs: Vec<PathBuf>,
+    /// Also use the references of this store (seeded with the default
+    /// references when empty): a SQLite path or postgres:// URL.
+    #[arg(long)]
+    pub db: Option<String>,
     /// The file to score.
     #[arg(long)]
     pub test: PathBuf,
@@ -68,15 +74,30 @@ fn load(
     Ok(set)
 }
 
+/// The active references of a store, seeded with the defaults if empty.
+fn store_rows(db: &str, encoder: &Encoder) -> anyhow::Result<Vec<VectorRow>> {
+    runtime()?.block_on(async {
+        let store = open_store(&StoreArgs { db: db.to_owned() }).await?;
+        seed_if_empty(store.as_ref(), encoder).await?;
+        check_encoder(store.as_ref(), encoder.id()).await?;
+        let rows = all_rows(store.as_ref()).await?;
+        eprintln!("store {}: {} references", redact(db), rows.len());
+        Ok(rows)
+    })
+}
+
 pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     let encoder = Encoder::load(&args.encoder.to_config()?)
         .with_context(|| format!("cannot load model {:?}", args.encoder.model))?;
     let cache = (!args.no_cache).then_some(args.cache.as_path());
     let started = Instant::now();
-    let mut rows = Vec::new();
+    let mut rows = match &args.db {
+        Some(db) => store_rows(db, &encoder)?,
+        None => Vec::new(),
+    };
     for path in &args.refs {
         let set = load(path, &encoder, cache)?;
-        let offset = rows.len() as i64;
+        let offset = rows.iter().map(|r| r.id).max().unwrap_or(0);
         rows.extend(set.rows().into_iter().map(|mut r| {
             r.id += offset;
             r
@@ -103,7 +124,12 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     let scoring = t.elapsed();
     let report = Report::build(ReportInput {
         encoder: encoder.id().to_string(),
-        references: args.refs.iter().map(|p| p.display().to_string()).collect(),
+        references: args
+            .db
+            .iter()
+            .map(|db| format!("store {}", redact(db)))
+            .chain(args.refs.iter().map(|p| p.display().to_string()))
+            .collect(),
         test: args.test.display().to_string(),
         index: match kind {
             IndexKind::Exact => "exact".into(),

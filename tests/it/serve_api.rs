@@ -1,0 +1,521 @@
+//! `detective serve` over real HTTP on loopback with the real encoder and
+//! SQLite: the API contract, auth, bad input, the OpenAPI document, the
+//! bounded queue, readiness, graceful shutdown and durability.
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::server::{code, message, Server, ADMIN};
+
+const HUMANISH: &str = "honestly i dont know what to tell you, the bus was late again and \
+    i missed the first half of the lecture. anyone have notes??";
+
+/// A few hundred tokens of text.
+fn long_text(seed: usize) -> String {
+    (0..120)
+        .map(|i| format!("word{} sentence{} ", (i * 7 + seed) % 97, i % 13))
+        .collect()
+}
+
+#[test]
+fn api_contract_on_one_server() {
+    let s = Server::start(&[
+        "--max-items",
+        "8",
+        "--max-text-chars",
+        "20000",
+        "--max-body-bytes",
+        "1000000",
+        "--overlength",
+        "reject",
+    ]);
+    detect_single_batch_and_explain(&s);
+    references_lifecycle_and_idempotency(&s);
+    auth_missing_wrong_and_underscoped_keys(&s);
+    bad_input_gets_4xx_naming_the_problem(&s);
+    random_bodies_never_get_5xx(&s);
+    openapi_matches_routes_and_wire_types(&s);
+    info_and_metrics(&s);
+}
+
+fn detect_single_batch_and_explain(s: &Server) {
+    let a = "The mitochondria is the powerhouse of the cell, converting nutrients into energy.";
+    let (st, one) = s.post("/detect", Some(ADMIN), &json!({ "text": a }));
+    assert_eq!(st, 200, "{one}");
+    assert!(["human", "machine"].contains(&one["label"].as_str().unwrap()));
+    let score = one["score"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&score), "{score}");
+    assert!(one["encoder"].as_str().unwrap().starts_with("minilm@"));
+    assert!(one["novel"].is_boolean() && one["attribution"]["families"].is_array());
+    assert!(one.get("neighbours").is_none(), "neighbours only with explain");
+    assert_eq!(one["truncated"], false);
+
+    // A batch answers in input order with the same verdicts as single calls.
+    let (st, single_b) = s.post("/detect", Some(ADMIN), &json!({ "text": HUMANISH }));
+    assert_eq!(st, 200);
+    let (st, batch) = s.post("/detect", Some(ADMIN), &json!({ "texts": [a, HUMANISH, a] }));
+    assert_eq!(st, 200, "{batch}");
+    let r = batch["results"].as_array().unwrap();
+    assert_eq!(r.len(), 3);
+    for (got, want) in [(&r[0], &one), (&r[1], &single_b), (&r[2], &one)] {
+        let (g, w) = (got["score"].as_f64().unwrap(), want["score"].as_f64().unwrap());
+        assert!((g - w).abs() < 1e-6, "batch {g} vs single {w}");
+        assert_eq!(got["label"], want["label"]);
+    }
+
+    let (st, ex) = s.post("/detect", Some(ADMIN), &json!({ "text": a, "k": 3, "explain": true }));
+    assert_eq!(st, 200, "{ex}");
+    assert_eq!(ex["k"], 3);
+    let n = ex["neighbours"].as_array().unwrap();
+    assert_eq!(n.len(), 3);
+    let sims: Vec<f64> = n.iter().map(|x| x["similarity"].as_f64().unwrap()).collect();
+    assert!(sims.windows(2).all(|w| w[0] >= w[1]), "most similar first: {sims:?}");
+}
+
+fn neighbour_ids(s: &Server, text: &str) -> Vec<i64> {
+    let (st, ex) = s.post("/detect", Some(ADMIN), &json!({ "text": text, "k": 5, "explain": true }));
+    assert_eq!(st, 200, "{ex}");
+    ex["neighbours"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_i64().unwrap())
+        .collect()
+}
+
+fn references_lifecycle_and_idempotency(s: &Server) {
+    let text = "Certainly! Here is a concise overview of the topic, structured for clarity \
+                and written in a neutral, informative tone.";
+    let item = json!({"text": text, "label": "machine", "model": "novel-lm-2", "family": "novel"});
+    let (st, made) = s.post("/reference", Some(ADMIN), &item);
+    assert_eq!(st, 201, "{made}");
+    assert_eq!(made["created"], true);
+    let id = made["id"].as_i64().unwrap();
+
+    // The same text (whitespace aside) is the same reference.
+    let spaced = json!({"text": format!("  {}  ", text.replace(' ', "  ")), "label": "machine"});
+    let (st, again) = s.post("/reference", Some(ADMIN), &spaced);
+    assert_eq!((st, again["id"].as_i64(), &again["created"]), (200, Some(id), &json!(false)));
+
+    let (st, got) = s.get(&format!("/reference/{id}"), Some(ADMIN));
+    assert_eq!(st, 200, "{got}");
+    assert_eq!(got["text"], text);
+    assert_eq!(got["model"], "novel-lm-2");
+    assert_eq!(got["deleted_at"], Value::Null);
+
+    // The very next detection sees it, with its attribution.
+    let (st, v) = s.post("/detect", Some(ADMIN), &json!({ "text": text, "k": 1 }));
+    assert_eq!(st, 200);
+    assert_eq!(v["attribution"]["family"], "novel", "{v}");
+    assert_eq!(neighbour_ids(s, text)[0], id);
+
+    // Batch add.
+    let batch = json!({"items": [
+        {"text": "First batch reference, written by a person on a phone lol", "label": "human"},
+        {"text": "Second batch reference: In conclusion, the aforementioned factors interplay.", "label": "machine", "family": "novel"}
+    ]});
+    let (st, b) = s.post("/reference", Some(ADMIN), &batch);
+    assert_eq!(st, 201, "{b}");
+    assert_eq!(b["ids"].as_array().unwrap().len(), 2);
+    let (_, human) = s.get(&format!("/reference/{}", b["ids"][0]), Some(ADMIN));
+    assert_eq!(human["family"], "human");
+
+    // Delete: stops voting at once; a second delete is 404.
+    let (st, d) = s.delete(&format!("/reference/{id}"), Some(ADMIN));
+    assert_eq!((st, &d["deleted"]), (200, &json!(true)), "{d}");
+    assert!(!neighbour_ids(s, text).contains(&id));
+    let (st, d) = s.delete(&format!("/reference/{id}"), Some(ADMIN));
+    assert_eq!((st, code(&d)), (404, "not_found"));
+    let (_, got) = s.get(&format!("/reference/{id}"), Some(ADMIN));
+    assert!(got["deleted_at"].is_string(), "{got}");
+
+    // Adding it again restores the same id and it votes again.
+    let (st, back) = s.post("/reference", Some(ADMIN), &item);
+    assert!(st == 200 || st == 201, "{back}");
+    assert_eq!(back["id"].as_i64(), Some(id));
+    assert_eq!(neighbour_ids(s, text)[0], id);
+}
+
+fn auth_missing_wrong_and_underscoped_keys(s: &Server) {
+    let body = json!({"text": HUMANISH});
+    let reference = json!({"text": "auth test reference text", "label": "human"});
+    for key in [None, Some("wrong"), Some("dtk_0123456789abcdef0123456789abcdef")] {
+        let (st, b) = s.post("/detect", key, &body);
+        assert_eq!((st, code(&b)), (401, "unauthorized"), "{key:?}");
+        let (st, _) = s.post("/reference", key, &reference);
+        assert_eq!(st, 401);
+        let (st, _) = s.get("/reference/1", key);
+        assert_eq!(st, 401);
+        let (st, _) = s.delete("/reference/1", key);
+        assert_eq!(st, 401);
+    }
+    let detect_only = s.create_key("detect");
+    let (st, _) = s.post("/detect", Some(&detect_only), &body);
+    assert_eq!(st, 200);
+    let (st, b) = s.post("/reference", Some(&detect_only), &reference);
+    assert_eq!((st, code(&b)), (403, "forbidden"));
+    assert!(message(&b).contains("reference:write"), "{b}");
+
+    let writer = s.create_key("reference:write");
+    let (st, made) = s.post("/reference", Some(&writer), &reference);
+    assert!(st == 201 || st == 200, "{made}");
+    let id = made["id"].as_i64().unwrap();
+    let (st, _) = s.get(&format!("/reference/{id}"), Some(&writer));
+    assert_eq!(st, 200);
+    let (st, b) = s.delete(&format!("/reference/{id}"), Some(&writer));
+    assert_eq!((st, code(&b)), (403, "forbidden"), "deleting needs admin");
+
+    // A revoked key stops working at once.
+    let out = Command::new(super::common::bin())
+        .args(["keys", "--db"])
+        .arg(&s.db)
+        .arg("list")
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&out.stdout).to_string();
+    let prefix = &detect_only[4..12];
+    assert!(!listing.contains(&detect_only), "secrets are never listed");
+    let id = listing
+        .lines()
+        .find(|l| l.contains(prefix))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("key listed");
+    let st = Command::new(super::common::bin())
+        .args(["keys", "--db"])
+        .arg(&s.db)
+        .args(["revoke", id])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let (st, _) = s.post("/detect", Some(&detect_only), &body);
+    assert_eq!(st, 401);
+}
+
+fn bad_input_gets_4xx_naming_the_problem(s: &Server) {
+    let many: Vec<String> = (0..9).map(|i| format!("text {i}")).collect();
+    let words = "lorem ipsum dolor sit amet ".repeat(600); // ~3,000 words, < 20,000 chars
+    let chars = "a".repeat(25_000);
+    let cases: Vec<(&str, Vec<u8>, u16, &str, &str)> = vec![
+        ("/detect", br#"{"text":"#.to_vec(), 400, "malformed_json", "malformed JSON"),
+        ("/detect", Vec::new(), 400, "malformed_json", "empty"),
+        ("/detect", b"\xff\xfe\x00".to_vec(), 400, "malformed_json", "malformed"),
+        ("/detect", br#"{"text": 5}"#.to_vec(), 422, "invalid_request", "text: invalid type"),
+        ("/detect", br#"[1, 2]"#.to_vec(), 422, "invalid_request", "must be a JSON object"),
+        ("/detect", br#"{"text": "a", "bogus": 1}"#.to_vec(), 422, "invalid_request", "unknown field `bogus`"),
+        ("/detect", br#"{"text": "   "}"#.to_vec(), 422, "invalid_request", "text is empty"),
+        ("/detect", br#"{"text": "a", "texts": ["b"]}"#.to_vec(), 422, "invalid_request", "not both"),
+        ("/detect", br#"{}"#.to_vec(), 422, "invalid_request", "missing field `text`"),
+        ("/detect", br#"{"texts": []}"#.to_vec(), 422, "invalid_request", "texts is empty"),
+        ("/detect", br#"{"texts": ["ok", ""]}"#.to_vec(), 422, "invalid_request", "texts[1] is empty"),
+        ("/detect", json!({"texts": many}).to_string().into_bytes(), 422, "invalid_request", "at most 8"),
+        ("/detect", br#"{"text": "a", "k": 0}"#.to_vec(), 422, "invalid_request", "k must be"),
+        ("/detect", br#"{"text": "a", "k": 1000}"#.to_vec(), 422, "invalid_request", "k must be"),
+        ("/detect", br#"{"text": "a", "k": -1}"#.to_vec(), 422, "invalid_request", "k: invalid value"),
+        ("/detect", br#"{"text": "a", "explain": "yes"}"#.to_vec(), 422, "invalid_request", "explain: invalid type"),
+        ("/detect", json!({"text": chars}).to_string().into_bytes(), 413, "too_large", "25000 characters"),
+        ("/detect", json!({"text": words}).to_string().into_bytes(), 422, "too_many_tokens", "512 tokens"),
+        ("/detect", vec![b' '; 1_100_000], 413, "too_large", "--max-body-bytes"),
+        ("/reference", br#"{"text": "t", "label": "robot"}"#.to_vec(), 422, "invalid_request", "label: unknown variant `robot`"),
+        ("/reference", br#"{"text": "t"}"#.to_vec(), 422, "invalid_request", "missing field `label`"),
+        ("/reference", br#"{"text": "t", "label": "human", "model": "gpt-4"}"#.to_vec(), 422, "invalid_request", "model"),
+        ("/reference", br#"{"items": [{"text": "t", "label": "human"}, {"text": "", "label": "human"}]}"#.to_vec(), 422, "invalid_request", "items[1].text is empty"),
+        ("/reference", br#"{"items": [{"text": "t", "lable": "human"}]}"#.to_vec(), 422, "invalid_request", "items[0]"),
+        ("/reference", br#"{"items": []}"#.to_vec(), 422, "invalid_request", "items is empty"),
+    ];
+    for (path, body, status, want_code, needle) in cases {
+        let shown = String::from_utf8_lossy(&body[..body.len().min(60)]).to_string();
+        let (st, b) = s.post_raw(path, Some(ADMIN), body);
+        assert_eq!(st, status, "{path} {shown}: {b}");
+        assert_eq!(code(&b), want_code, "{path} {shown}: {b}");
+        assert!(message(&b).contains(needle), "{path} {shown}: {b} lacks {needle:?}");
+    }
+    for (path, status, want) in [
+        ("/reference/abc", 422, "invalid_request"),
+        ("/reference/0", 422, "invalid_request"),
+        ("/reference/99999999", 404, "not_found"),
+        ("/nope", 404, "not_found"),
+    ] {
+        let (st, b) = s.get(path, Some(ADMIN));
+        assert_eq!((st, code(&b)), (status, want), "{path}: {b}");
+    }
+    let resp = s.client.put(s.url("/detect")).send().unwrap();
+    assert_eq!(resp.status(), 405);
+    let b: Value = resp.json().unwrap();
+    assert_eq!(code(&b), "method_not_allowed");
+}
+
+fn random_bodies_never_get_5xx(s: &Server) {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let pieces = [
+        "{", "}", "[", "]", "\"text\"", "\"texts\"", "\"items\"", "\"label\"", ":", ",", "null",
+        "1e999", "-0", "\"\\ud800\"", "\"human\"", "\"machine\"", "true", "\"k\"", "\"explain\"",
+        "\"\u{0}\"", "\"é\"",
+    ];
+    for _ in 0..150 {
+        let n = rng.gen_range(1..12);
+        let body: String = (0..n).map(|_| pieces[rng.gen_range(0..pieces.len())]).collect();
+        for path in ["/detect", "/reference"] {
+            let (st, b) = s.post_raw(path, Some(ADMIN), body.clone().into_bytes());
+            assert!(
+                (200..300).contains(&st) || (400..500).contains(&st),
+                "{path} {body:?}: {st} {b}"
+            );
+            if st >= 400 {
+                assert!(!code(&b).starts_with('<'), "error shape: {b}");
+            }
+        }
+    }
+}
+
+fn openapi_matches_routes_and_wire_types(s: &Server) {
+    let (st, doc) = s.get("/openapi.json", None);
+    assert_eq!(st, 200);
+    let mut documented = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in ["get", "post", "put", "delete", "patch"] {
+            if item.get(method).is_some() {
+                documented.insert((method.to_owned(), path.clone()));
+            }
+        }
+    }
+    let routes: BTreeSet<(String, String)> = detective::api::ROUTES
+        .iter()
+        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+        .collect();
+    assert_eq!(documented, routes, "openapi.json paths vs api::ROUTES");
+    // Every route exists on the live server.
+    for (method, path) in &routes {
+        let url = s.url(&path.replace("{id}", "1"));
+        let req = match method.as_str() {
+            "get" => s.client.get(url),
+            "post" => s.client.post(url).body("{}"),
+            "delete" => s.client.delete(url),
+            other => panic!("{other}"),
+        };
+        let resp = req.bearer_auth(ADMIN).send().unwrap();
+        let st = resp.status().as_u16();
+        let text = resp.text().unwrap();
+        assert!(st != 405 && !text.contains("no such route"), "{method} {path}: {st}");
+    }
+    let schema = |name: &str| doc["components"]["schemas"][name].clone();
+    let props = |name: &str| -> BTreeSet<String> {
+        schema(name)["properties"].as_object().unwrap().keys().cloned().collect()
+    };
+    // A request using every documented field is accepted...
+    let (st, r) = s.post(
+        "/detect",
+        Some(ADMIN),
+        &json!({"text": "All the documented fields.", "k": 2, "explain": true}),
+    );
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(
+        props("DetectRequest"),
+        ["text", "texts", "k", "explain"].iter().map(|s| s.to_string()).collect()
+    );
+    // ... and every response field is documented, every required one present.
+    let check = |value: &Value, name: &str| {
+        let keys: BTreeSet<String> = value.as_object().unwrap().keys().cloned().collect();
+        let documented = props(name);
+        let extra: Vec<_> = keys.difference(&documented).collect();
+        assert!(extra.is_empty(), "{name}: undocumented {extra:?}");
+        for req in schema(name)["required"].as_array().unwrap() {
+            assert!(keys.contains(req.as_str().unwrap()), "{name}: missing {req}");
+        }
+    };
+    check(&r, "DetectResult");
+    check(&r["attribution"], "Attribution");
+    check(&r["neighbours"][0], "Neighbour");
+    let item = json!({"text": "Every documented reference field.", "label": "machine",
+        "model": "m", "family": "f", "source": "s", "domain": "d", "attack": "a", "lang": "en"});
+    let item_keys: BTreeSet<String> = item.as_object().unwrap().keys().cloned().collect();
+    assert_eq!(item_keys, props("ReferenceItem"));
+    let (st, made) = s.post("/reference", Some(ADMIN), &item);
+    assert_eq!(st, 201, "{made}");
+    check(&made, "ReferenceCreated");
+    let (_, got) = s.get(&format!("/reference/{}", made["id"]), Some(ADMIN));
+    check(&got, "Reference");
+    let (_, batch) = s.post("/reference", Some(ADMIN), &json!({"items": [item]}));
+    check(&batch, "ReferenceBatchCreated");
+    let (_, err) = s.post("/detect", Some(ADMIN), &json!({}));
+    check(&err, "Error");
+    let error_schema = schema("Error");
+    let codes: Vec<&str> = error_schema["properties"]["error"]["properties"]["code"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(codes.contains(&code(&err)));
+}
+
+fn info_and_metrics(s: &Server) {
+    let (st, info) = s.get("/info", None);
+    assert_eq!(st, 200);
+    assert_eq!(info["encoder"]["dimensions"], 384);
+    assert!(info["references"]["by_label"]["human"].as_i64().unwrap() > 1000);
+    assert!(info["k"].as_u64().unwrap() >= 1);
+    let text = s.client.get(s.url("/metrics")).send().unwrap().text().unwrap();
+    for name in [
+        "detective_http_requests_total{method=\"post\",route=\"/detect\",status=\"200\"}",
+        "detective_stage_duration_seconds_bucket{stage=\"inference\"",
+        "detective_verdicts_total",
+        "detective_references_added_total",
+        "detective_queue_depth",
+    ] {
+        assert!(text.contains(name), "/metrics lacks {name}");
+    }
+}
+
+#[test]
+fn full_queue_answers_429_and_gone_clients_are_not_encoded() {
+    let s = Server::start(&["--queue-capacity", "1", "--coalesce-tokens", "1"]);
+    let texts: Vec<String> = (0..6).map(long_text).collect();
+    let body = json!({ "texts": texts });
+    let mut statuses = Vec::new();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..12)
+            .map(|_| {
+                scope.spawn(|| {
+                    let r = s
+                        .client
+                        .post(s.url("/detect"))
+                        .bearer_auth(ADMIN)
+                        .json(&body)
+                        .send()
+                        .unwrap();
+                    let retry = r.headers().get("retry-after").is_some();
+                    let st = r.status().as_u16();
+                    let b: Value = r.json().unwrap();
+                    (st, retry, b)
+                })
+            })
+            .collect();
+        statuses = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    });
+    let busy: Vec<_> = statuses.iter().filter(|(st, _, _)| *st == 429).collect();
+    let ok = statuses.iter().filter(|(st, _, _)| *st == 200).count();
+    assert!(!busy.is_empty(), "a saturated queue answers 429");
+    assert!(ok >= 1, "queued requests are served");
+    assert_eq!(busy.len() + ok, statuses.len(), "only 200 or 429: {statuses:?}");
+    for (_, retry, b) in &busy {
+        assert!(*retry, "429 carries Retry-After");
+        assert_eq!(code(b), "queue_full");
+    }
+
+    // A request whose client gives up while queued is dropped unencoded.
+    let cancelled = |s: &Server| -> f64 {
+        let m = s.client.get(s.url("/metrics")).send().unwrap().text().unwrap();
+        m.lines()
+            .find(|l| l.starts_with("detective_jobs_cancelled_total"))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let before = cancelled(&s);
+    let big = json!({ "texts": (0..12).map(long_text).collect::<Vec<_>>() });
+    std::thread::scope(|scope| {
+        let busy = scope.spawn(|| s.post("/detect", Some(ADMIN), &big));
+        std::thread::sleep(Duration::from_millis(500));
+        let impatient = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_millis(200))
+            .build()
+            .unwrap();
+        let r = impatient
+            .post(s.url("/detect"))
+            .bearer_auth(ADMIN)
+            .json(&json!({"text": long_text(99)}))
+            .send();
+        assert!(r.is_err(), "the impatient client times out while queued");
+        let (st, _) = busy.join().unwrap();
+        assert_eq!(st, 200);
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while cancelled(&s) <= before {
+        assert!(Instant::now() < deadline, "the abandoned job was encoded");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (st, _) = s.post("/detect", Some(ADMIN), &json!({"text": HUMANISH}));
+    assert_eq!(st, 200, "still serving");
+}
+
+#[test]
+fn not_ready_until_the_index_is_built() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::spawn(&dir.path().join("d.db"), &[]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while s.client.get(s.url("/health")).send().map(|r| r.status() != 200).unwrap_or(true) {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Seeding the default references and building the index take seconds.
+    let r = s.client.get(s.url("/ready")).send().unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().get("retry-after").is_some());
+    let (st, b) = s.post("/detect", Some(ADMIN), &json!({"text": HUMANISH}));
+    assert_eq!((st, code(&b)), (503, "not_ready"));
+    s.wait_ready();
+    let (st, _) = s.post("/detect", Some(ADMIN), &json!({"text": HUMANISH}));
+    assert_eq!(st, 200);
+}
+
+#[test]
+fn sigterm_finishes_requests_in_flight() {
+    let s = Server::start(&[]);
+    let texts: Vec<String> = (0..16).map(long_text).collect();
+    let pid = s.child.id().to_string();
+    std::thread::scope(|scope| {
+        let inflight = scope.spawn(|| s.post("/detect", Some(ADMIN), &json!({ "texts": texts })));
+        std::thread::sleep(Duration::from_millis(400));
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        let (st, b) = inflight.join().unwrap();
+        assert_eq!(st, 200, "{b}");
+        assert_eq!(b["results"].as_array().unwrap().len(), 16);
+    });
+    let mut s = s;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = s.child.try_wait().unwrap() {
+            assert!(status.success(), "clean exit after SIGTERM: {status}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "server did not stop");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn acknowledged_reference_survives_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("d.db");
+    let text = "A reference acknowledged just before the crash, in a style all its own.";
+    let mut s = Server::spawn(&db, &[]);
+    s.wait_ready();
+    let (st, made) = s.post(
+        "/reference",
+        Some(ADMIN),
+        &json!({"text": text, "label": "machine", "model": "crash-lm", "family": "crash"}),
+    );
+    assert_eq!(st, 201, "{made}");
+    let id = made["id"].as_i64().unwrap();
+    s.kill9();
+
+    let s = Server::spawn(&db, &[]);
+    s.wait_ready();
+    let (st, got) = s.get(&format!("/reference/{id}"), Some(ADMIN));
+    assert_eq!(st, 200, "{got}");
+    assert_eq!(got["text"], text);
+    let (st, again) = s.post("/reference", Some(ADMIN), &json!({"text": text, "label": "machine"}));
+    assert_eq!((st, again["id"].as_i64(), &again["created"]), (200, Some(id), &json!(false)));
+    let (_, v) = s.post("/detect", Some(ADMIN), &json!({"text": text, "k": 3, "explain": true}));
+    let ids: Vec<i64> = v["neighbours"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids.iter().filter(|&&i| i == id).count(), 1, "stored once: {ids:?}");
+    assert_eq!(ids[0], id, "and it votes");
+}

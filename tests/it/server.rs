@@ -1,0 +1,160 @@
+//! A real `detective serve` process on loopback for HTTP tests.
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const ADMIN: &str = "admin-test-key-0123456789";
+
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+    pub db: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+    pub client: reqwest::blocking::Client,
+}
+
+impl Server {
+    /// Starts a server on a fresh SQLite store and waits until it is ready.
+    #[track_caller]
+    pub fn start(extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("detective.db");
+        let mut s = Self::spawn(&db, extra);
+        s._dir = Some(dir);
+        s.wait_ready();
+        s
+    }
+
+    /// Starts a server on `db` without waiting for readiness.
+    #[track_caller]
+    pub fn spawn(db: &Path, extra: &[&str]) -> Self {
+        let mut child = Command::new(super::common::bin())
+            .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+            .arg(db)
+            .args(extra)
+            .env("DETECTIVE_ADMIN_KEY", ADMIN)
+            .env("DETECTIVE_THREADS", "2")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start detective serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.strip_prefix("listening on http://") {
+                    let addr = rest.split_whitespace().next().unwrap_or_default().to_owned();
+                    let _ = tx.send(addr);
+                }
+                eprintln!("[server] {line}");
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(120))
+            .expect("server prints its address");
+        Self {
+            child,
+            base: format!("http://{addr}"),
+            db: db.to_owned(),
+            _dir: None,
+            client: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(300))
+                .build()
+                .expect("client"),
+        }
+    }
+
+    #[track_caller]
+    pub fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(600);
+        loop {
+            if let Ok(r) = self.client.get(self.url("/ready")).send() {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "server not ready in time");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// POSTs JSON with a key; returns (status, body).
+    #[track_caller]
+    pub fn post(&self, path: &str, key: Option<&str>, body: &Value) -> (u16, Value) {
+        self.send(self.client.post(self.url(path)).json(body), key)
+    }
+
+    #[track_caller]
+    pub fn post_raw(&self, path: &str, key: Option<&str>, body: Vec<u8>) -> (u16, Value) {
+        let req = self
+            .client
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body(body);
+        self.send(req, key)
+    }
+
+    #[track_caller]
+    pub fn get(&self, path: &str, key: Option<&str>) -> (u16, Value) {
+        self.send(self.client.get(self.url(path)), key)
+    }
+
+    #[track_caller]
+    pub fn delete(&self, path: &str, key: Option<&str>) -> (u16, Value) {
+        self.send(self.client.delete(self.url(path)), key)
+    }
+
+    #[track_caller]
+    fn send(&self, mut req: reqwest::blocking::RequestBuilder, key: Option<&str>) -> (u16, Value) {
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        let resp = req.send().expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().expect("body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, body)
+    }
+
+    /// Creates a key with the CLI against the server's store.
+    #[track_caller]
+    pub fn create_key(&self, scopes: &str) -> String {
+        let out = Command::new(super::common::bin())
+            .args(["keys", "--db"])
+            .arg(&self.db)
+            .args(["create", "--name", "test", "--scope", scopes])
+            .output()
+            .expect("keys create");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).expect("utf8").trim().to_owned()
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The error code of an error body.
+pub fn code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or("<no error code>")
+}
+
+pub fn message(body: &Value) -> &str {
+    body["error"]["message"].as_str().unwrap_or("")
+}
