@@ -7,14 +7,14 @@ use anyhow::Context;
 use clap::Args;
 
 use super::common::{all_rows, open_store, redact, runtime, seed_if_empty, IndexArgs, StoreArgs};
-use crate::detect::check_encoder;
-use crate::store::VectorRow;
 use super::input::progress;
 use super::EncoderArgs;
+use crate::detect::check_encoder;
 use crate::encoder::{Embed, Encoder};
 use crate::eval::report::ReportInput;
 use crate::eval::{calibrate_on, load_set, plot, score, EvalOptions, LabelledSet, Report};
 use crate::index::IndexKind;
+use crate::store::VectorRow;
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {

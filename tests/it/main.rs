@@ -13,12 +13,12 @@ mod encoder_parity;
 mod import_cli;
 /// HNSW recall against exact search.
 mod index_recall;
-/// A real `detective serve` process for HTTP tests.
-mod server;
 /// The HTTP API on loopback: contract, auth, bad input, queue, readiness,
 /// shutdown, durability.
 mod serve_api;
 /// Training-free incremental adaptation through `POST /reference`.
 mod serve_tfia;
+/// A real `detective serve` process for HTTP tests.
+mod server;
 /// The store contract on SQLite and PostgreSQL.
 mod store_contract;

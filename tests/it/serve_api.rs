@@ -49,33 +49,57 @@ fn detect_single_batch_and_explain(s: &Server) {
     assert!((0.0..=1.0).contains(&score), "{score}");
     assert!(one["encoder"].as_str().unwrap().starts_with("minilm@"));
     assert!(one["novel"].is_boolean() && one["attribution"]["families"].is_array());
-    assert!(one.get("neighbours").is_none(), "neighbours only with explain");
+    assert!(
+        one.get("neighbours").is_none(),
+        "neighbours only with explain"
+    );
     assert_eq!(one["truncated"], false);
 
     // A batch answers in input order with the same verdicts as single calls.
     let (st, single_b) = s.post("/detect", Some(ADMIN), &json!({ "text": HUMANISH }));
     assert_eq!(st, 200);
-    let (st, batch) = s.post("/detect", Some(ADMIN), &json!({ "texts": [a, HUMANISH, a] }));
+    let (st, batch) = s.post(
+        "/detect",
+        Some(ADMIN),
+        &json!({ "texts": [a, HUMANISH, a] }),
+    );
     assert_eq!(st, 200, "{batch}");
     let r = batch["results"].as_array().unwrap();
     assert_eq!(r.len(), 3);
     for (got, want) in [(&r[0], &one), (&r[1], &single_b), (&r[2], &one)] {
-        let (g, w) = (got["score"].as_f64().unwrap(), want["score"].as_f64().unwrap());
+        let (g, w) = (
+            got["score"].as_f64().unwrap(),
+            want["score"].as_f64().unwrap(),
+        );
         assert!((g - w).abs() < 1e-6, "batch {g} vs single {w}");
         assert_eq!(got["label"], want["label"]);
     }
 
-    let (st, ex) = s.post("/detect", Some(ADMIN), &json!({ "text": a, "k": 3, "explain": true }));
+    let (st, ex) = s.post(
+        "/detect",
+        Some(ADMIN),
+        &json!({ "text": a, "k": 3, "explain": true }),
+    );
     assert_eq!(st, 200, "{ex}");
     assert_eq!(ex["k"], 3);
     let n = ex["neighbours"].as_array().unwrap();
     assert_eq!(n.len(), 3);
-    let sims: Vec<f64> = n.iter().map(|x| x["similarity"].as_f64().unwrap()).collect();
-    assert!(sims.windows(2).all(|w| w[0] >= w[1]), "most similar first: {sims:?}");
+    let sims: Vec<f64> = n
+        .iter()
+        .map(|x| x["similarity"].as_f64().unwrap())
+        .collect();
+    assert!(
+        sims.windows(2).all(|w| w[0] >= w[1]),
+        "most similar first: {sims:?}"
+    );
 }
 
 fn neighbour_ids(s: &Server, text: &str) -> Vec<i64> {
-    let (st, ex) = s.post("/detect", Some(ADMIN), &json!({ "text": text, "k": 5, "explain": true }));
+    let (st, ex) = s.post(
+        "/detect",
+        Some(ADMIN),
+        &json!({ "text": text, "k": 5, "explain": true }),
+    );
     assert_eq!(st, 200, "{ex}");
     ex["neighbours"]
         .as_array()
@@ -97,7 +121,10 @@ fn references_lifecycle_and_idempotency(s: &Server) {
     // The same text (whitespace aside) is the same reference.
     let spaced = json!({"text": format!("  {}  ", text.replace(' ', "  ")), "label": "machine"});
     let (st, again) = s.post("/reference", Some(ADMIN), &spaced);
-    assert_eq!((st, again["id"].as_i64(), &again["created"]), (200, Some(id), &json!(false)));
+    assert_eq!(
+        (st, again["id"].as_i64(), &again["created"]),
+        (200, Some(id), &json!(false))
+    );
 
     let (st, got) = s.get(&format!("/reference/{id}"), Some(ADMIN));
     assert_eq!(st, 200, "{got}");
@@ -141,7 +168,11 @@ fn references_lifecycle_and_idempotency(s: &Server) {
 fn auth_missing_wrong_and_underscoped_keys(s: &Server) {
     let body = json!({"text": HUMANISH});
     let reference = json!({"text": "auth test reference text", "label": "human"});
-    for key in [None, Some("wrong"), Some("dtk_0123456789abcdef0123456789abcdef")] {
+    for key in [
+        None,
+        Some("wrong"),
+        Some("dtk_0123456789abcdef0123456789abcdef"),
+    ] {
         let (st, b) = s.post("/detect", key, &body);
         assert_eq!((st, code(&b)), (401, "unauthorized"), "{key:?}");
         let (st, _) = s.post("/reference", key, &reference);
@@ -198,38 +229,186 @@ fn bad_input_gets_4xx_naming_the_problem(s: &Server) {
     let words = "lorem ipsum dolor sit amet ".repeat(600); // ~3,000 words, < 20,000 chars
     let chars = "a".repeat(25_000);
     let cases: Vec<(&str, Vec<u8>, u16, &str, &str)> = vec![
-        ("/detect", br#"{"text":"#.to_vec(), 400, "malformed_json", "malformed JSON"),
+        (
+            "/detect",
+            br#"{"text":"#.to_vec(),
+            400,
+            "malformed_json",
+            "malformed JSON",
+        ),
         ("/detect", Vec::new(), 400, "malformed_json", "empty"),
-        ("/detect", b"\xff\xfe\x00".to_vec(), 400, "malformed_json", "malformed"),
-        ("/detect", br#"{"text": 5}"#.to_vec(), 422, "invalid_request", "text: invalid type"),
-        ("/detect", br#"[1, 2]"#.to_vec(), 422, "invalid_request", "must be a JSON object"),
-        ("/detect", br#"{"text": "a", "bogus": 1}"#.to_vec(), 422, "invalid_request", "unknown field `bogus`"),
-        ("/detect", br#"{"text": "   "}"#.to_vec(), 422, "invalid_request", "text is empty"),
-        ("/detect", br#"{"text": "a", "texts": ["b"]}"#.to_vec(), 422, "invalid_request", "not both"),
-        ("/detect", br#"{}"#.to_vec(), 422, "invalid_request", "missing field `text`"),
-        ("/detect", br#"{"texts": []}"#.to_vec(), 422, "invalid_request", "texts is empty"),
-        ("/detect", br#"{"texts": ["ok", ""]}"#.to_vec(), 422, "invalid_request", "texts[1] is empty"),
-        ("/detect", json!({"texts": many}).to_string().into_bytes(), 422, "invalid_request", "at most 8"),
-        ("/detect", br#"{"text": "a", "k": 0}"#.to_vec(), 422, "invalid_request", "k must be"),
-        ("/detect", br#"{"text": "a", "k": 1000}"#.to_vec(), 422, "invalid_request", "k must be"),
-        ("/detect", br#"{"text": "a", "k": -1}"#.to_vec(), 422, "invalid_request", "k: invalid value"),
-        ("/detect", br#"{"text": "a", "explain": "yes"}"#.to_vec(), 422, "invalid_request", "explain: invalid type"),
-        ("/detect", json!({"text": chars}).to_string().into_bytes(), 413, "too_large", "25000 characters"),
-        ("/detect", json!({"text": words}).to_string().into_bytes(), 422, "too_many_tokens", "512 tokens"),
-        ("/detect", vec![b' '; 1_100_000], 413, "too_large", "--max-body-bytes"),
-        ("/reference", br#"{"text": "t", "label": "robot"}"#.to_vec(), 422, "invalid_request", "label: unknown variant `robot`"),
-        ("/reference", br#"{"text": "t"}"#.to_vec(), 422, "invalid_request", "missing field `label`"),
-        ("/reference", br#"{"text": "t", "label": "human", "model": "gpt-4"}"#.to_vec(), 422, "invalid_request", "model"),
-        ("/reference", br#"{"items": [{"text": "t", "label": "human"}, {"text": "", "label": "human"}]}"#.to_vec(), 422, "invalid_request", "items[1].text is empty"),
-        ("/reference", br#"{"items": [{"text": "t", "lable": "human"}]}"#.to_vec(), 422, "invalid_request", "items[0]"),
-        ("/reference", br#"{"items": []}"#.to_vec(), 422, "invalid_request", "items is empty"),
+        (
+            "/detect",
+            b"\xff\xfe\x00".to_vec(),
+            400,
+            "malformed_json",
+            "malformed",
+        ),
+        (
+            "/detect",
+            br#"{"text": 5}"#.to_vec(),
+            422,
+            "invalid_request",
+            "text: invalid type",
+        ),
+        (
+            "/detect",
+            br#"[1, 2]"#.to_vec(),
+            422,
+            "invalid_request",
+            "must be a JSON object",
+        ),
+        (
+            "/detect",
+            br#"{"text": "a", "bogus": 1}"#.to_vec(),
+            422,
+            "invalid_request",
+            "unknown field `bogus`",
+        ),
+        (
+            "/detect",
+            br#"{"text": "   "}"#.to_vec(),
+            422,
+            "invalid_request",
+            "text is empty",
+        ),
+        (
+            "/detect",
+            br#"{"text": "a", "texts": ["b"]}"#.to_vec(),
+            422,
+            "invalid_request",
+            "not both",
+        ),
+        (
+            "/detect",
+            br#"{}"#.to_vec(),
+            422,
+            "invalid_request",
+            "missing field `text`",
+        ),
+        (
+            "/detect",
+            br#"{"texts": []}"#.to_vec(),
+            422,
+            "invalid_request",
+            "texts is empty",
+        ),
+        (
+            "/detect",
+            br#"{"texts": ["ok", ""]}"#.to_vec(),
+            422,
+            "invalid_request",
+            "texts[1] is empty",
+        ),
+        (
+            "/detect",
+            json!({"texts": many}).to_string().into_bytes(),
+            422,
+            "invalid_request",
+            "at most 8",
+        ),
+        (
+            "/detect",
+            br#"{"text": "a", "k": 0}"#.to_vec(),
+            422,
+            "invalid_request",
+            "k must be",
+        ),
+        (
+            "/detect",
+            br#"{"text": "a", "k": 1000}"#.to_vec(),
+            422,
+            "invalid_request",
+            "k must be",
+        ),
+        (
+            "/detect",
+            br#"{"text": "a", "k": -1}"#.to_vec(),
+            422,
+            "invalid_request",
+            "k: invalid value",
+        ),
+        (
+            "/detect",
+            br#"{"text": "a", "explain": "yes"}"#.to_vec(),
+            422,
+            "invalid_request",
+            "explain: invalid type",
+        ),
+        (
+            "/detect",
+            json!({"text": chars}).to_string().into_bytes(),
+            413,
+            "too_large",
+            "25000 characters",
+        ),
+        (
+            "/detect",
+            json!({"text": words}).to_string().into_bytes(),
+            422,
+            "too_many_tokens",
+            "512 tokens",
+        ),
+        (
+            "/detect",
+            vec![b' '; 1_100_000],
+            413,
+            "too_large",
+            "--max-body-bytes",
+        ),
+        (
+            "/reference",
+            br#"{"text": "t", "label": "robot"}"#.to_vec(),
+            422,
+            "invalid_request",
+            "label: unknown variant `robot`",
+        ),
+        (
+            "/reference",
+            br#"{"text": "t"}"#.to_vec(),
+            422,
+            "invalid_request",
+            "missing field `label`",
+        ),
+        (
+            "/reference",
+            br#"{"text": "t", "label": "human", "model": "gpt-4"}"#.to_vec(),
+            422,
+            "invalid_request",
+            "model",
+        ),
+        (
+            "/reference",
+            br#"{"items": [{"text": "t", "label": "human"}, {"text": "", "label": "human"}]}"#
+                .to_vec(),
+            422,
+            "invalid_request",
+            "items[1].text is empty",
+        ),
+        (
+            "/reference",
+            br#"{"items": [{"text": "t", "lable": "human"}]}"#.to_vec(),
+            422,
+            "invalid_request",
+            "items[0]",
+        ),
+        (
+            "/reference",
+            br#"{"items": []}"#.to_vec(),
+            422,
+            "invalid_request",
+            "items is empty",
+        ),
     ];
     for (path, body, status, want_code, needle) in cases {
         let shown = String::from_utf8_lossy(&body[..body.len().min(60)]).to_string();
         let (st, b) = s.post_raw(path, Some(ADMIN), body);
         assert_eq!(st, status, "{path} {shown}: {b}");
         assert_eq!(code(&b), want_code, "{path} {shown}: {b}");
-        assert!(message(&b).contains(needle), "{path} {shown}: {b} lacks {needle:?}");
+        assert!(
+            message(&b).contains(needle),
+            "{path} {shown}: {b} lacks {needle:?}"
+        );
     }
     for (path, status, want) in [
         ("/reference/abc", 422, "invalid_request"),
@@ -250,13 +429,33 @@ fn random_bodies_never_get_5xx(s: &Server) {
     use rand::{Rng, SeedableRng};
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let pieces = [
-        "{", "}", "[", "]", "\"text\"", "\"texts\"", "\"items\"", "\"label\"", ":", ",", "null",
-        "1e999", "-0", "\"\\ud800\"", "\"human\"", "\"machine\"", "true", "\"k\"", "\"explain\"",
-        "\"\u{0}\"", "\"é\"",
+        "{",
+        "}",
+        "[",
+        "]",
+        "\"text\"",
+        "\"texts\"",
+        "\"items\"",
+        "\"label\"",
+        ":",
+        ",",
+        "null",
+        "1e999",
+        "-0",
+        "\"\\ud800\"",
+        "\"human\"",
+        "\"machine\"",
+        "true",
+        "\"k\"",
+        "\"explain\"",
+        "\"\u{0}\"",
+        "\"é\"",
     ];
     for _ in 0..150 {
         let n = rng.gen_range(1..12);
-        let body: String = (0..n).map(|_| pieces[rng.gen_range(0..pieces.len())]).collect();
+        let body: String = (0..n)
+            .map(|_| pieces[rng.gen_range(0..pieces.len())])
+            .collect();
         for path in ["/detect", "/reference"] {
             let (st, b) = s.post_raw(path, Some(ADMIN), body.clone().into_bytes());
             assert!(
@@ -298,11 +497,19 @@ fn openapi_matches_routes_and_wire_types(s: &Server) {
         let resp = req.bearer_auth(ADMIN).send().unwrap();
         let st = resp.status().as_u16();
         let text = resp.text().unwrap();
-        assert!(st != 405 && !text.contains("no such route"), "{method} {path}: {st}");
+        assert!(
+            st != 405 && !text.contains("no such route"),
+            "{method} {path}: {st}"
+        );
     }
     let schema = |name: &str| doc["components"]["schemas"][name].clone();
     let props = |name: &str| -> BTreeSet<String> {
-        schema(name)["properties"].as_object().unwrap().keys().cloned().collect()
+        schema(name)["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect()
     };
     // A request using every documented field is accepted...
     let (st, r) = s.post(
@@ -313,7 +520,10 @@ fn openapi_matches_routes_and_wire_types(s: &Server) {
     assert_eq!(st, 200, "{r}");
     assert_eq!(
         props("DetectRequest"),
-        ["text", "texts", "k", "explain"].iter().map(|s| s.to_string()).collect()
+        ["text", "texts", "k", "explain"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
     );
     // ... and every response field is documented, every required one present.
     let check = |value: &Value, name: &str| {
@@ -322,7 +532,10 @@ fn openapi_matches_routes_and_wire_types(s: &Server) {
         let extra: Vec<_> = keys.difference(&documented).collect();
         assert!(extra.is_empty(), "{name}: undocumented {extra:?}");
         for req in schema(name)["required"].as_array().unwrap() {
-            assert!(keys.contains(req.as_str().unwrap()), "{name}: missing {req}");
+            assert!(
+                keys.contains(req.as_str().unwrap()),
+                "{name}: missing {req}"
+            );
         }
     };
     check(&r, "DetectResult");
@@ -357,7 +570,13 @@ fn info_and_metrics(s: &Server) {
     assert_eq!(info["encoder"]["dimensions"], 384);
     assert!(info["references"]["by_label"]["human"].as_i64().unwrap() > 1000);
     assert!(info["k"].as_u64().unwrap() >= 1);
-    let text = s.client.get(s.url("/metrics")).send().unwrap().text().unwrap();
+    let text = s
+        .client
+        .get(s.url("/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
     for name in [
         "detective_http_requests_total{method=\"post\",route=\"/detect\",status=\"200\"}",
         "detective_stage_duration_seconds_bucket{stage=\"inference\"",
@@ -399,7 +618,11 @@ fn full_queue_answers_429_and_gone_clients_are_not_encoded() {
     let ok = statuses.iter().filter(|(st, _, _)| *st == 200).count();
     assert!(!busy.is_empty(), "a saturated queue answers 429");
     assert!(ok >= 1, "queued requests are served");
-    assert_eq!(busy.len() + ok, statuses.len(), "only 200 or 429: {statuses:?}");
+    assert_eq!(
+        busy.len() + ok,
+        statuses.len(),
+        "only 200 or 429: {statuses:?}"
+    );
     for (_, retry, b) in &busy {
         assert!(*retry, "429 carries Retry-After");
         assert_eq!(code(b), "queue_full");
@@ -407,7 +630,13 @@ fn full_queue_answers_429_and_gone_clients_are_not_encoded() {
 
     // A request whose client gives up while queued is dropped unencoded.
     let cancelled = |s: &Server| -> f64 {
-        let m = s.client.get(s.url("/metrics")).send().unwrap().text().unwrap();
+        let m = s
+            .client
+            .get(s.url("/metrics"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
         m.lines()
             .find(|l| l.starts_with("detective_jobs_cancelled_total"))
             .and_then(|l| l.split_whitespace().last())
@@ -446,7 +675,13 @@ fn not_ready_until_the_index_is_built() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::spawn(&dir.path().join("d.db"), &[]);
     let deadline = Instant::now() + Duration::from_secs(60);
-    while s.client.get(s.url("/health")).send().map(|r| r.status() != 200).unwrap_or(true) {
+    while s
+        .client
+        .get(s.url("/health"))
+        .send()
+        .map(|r| r.status() != 200)
+        .unwrap_or(true)
+    {
         assert!(Instant::now() < deadline);
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -469,7 +704,11 @@ fn sigterm_finishes_requests_in_flight() {
     std::thread::scope(|scope| {
         let inflight = scope.spawn(|| s.post("/detect", Some(ADMIN), &json!({ "texts": texts })));
         std::thread::sleep(Duration::from_millis(400));
-        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
         let (st, b) = inflight.join().unwrap();
         assert_eq!(st, 200, "{b}");
         assert_eq!(b["results"].as_array().unwrap().len(), 16);
@@ -507,15 +746,30 @@ fn acknowledged_reference_survives_kill_9() {
     let (st, got) = s.get(&format!("/reference/{id}"), Some(ADMIN));
     assert_eq!(st, 200, "{got}");
     assert_eq!(got["text"], text);
-    let (st, again) = s.post("/reference", Some(ADMIN), &json!({"text": text, "label": "machine"}));
-    assert_eq!((st, again["id"].as_i64(), &again["created"]), (200, Some(id), &json!(false)));
-    let (_, v) = s.post("/detect", Some(ADMIN), &json!({"text": text, "k": 3, "explain": true}));
+    let (st, again) = s.post(
+        "/reference",
+        Some(ADMIN),
+        &json!({"text": text, "label": "machine"}),
+    );
+    assert_eq!(
+        (st, again["id"].as_i64(), &again["created"]),
+        (200, Some(id), &json!(false))
+    );
+    let (_, v) = s.post(
+        "/detect",
+        Some(ADMIN),
+        &json!({"text": text, "k": 3, "explain": true}),
+    );
     let ids: Vec<i64> = v["neighbours"]
         .as_array()
         .unwrap()
         .iter()
         .map(|n| n["id"].as_i64().unwrap())
         .collect();
-    assert_eq!(ids.iter().filter(|&&i| i == id).count(), 1, "stored once: {ids:?}");
+    assert_eq!(
+        ids.iter().filter(|&&i| i == id).count(),
+        1,
+        "stored once: {ids:?}"
+    );
     assert_eq!(ids[0], id, "and it votes");
 }

@@ -16,7 +16,10 @@ fn slice(file: &str, per_class: usize, human: usize) -> Vec<Value> {
     let mut classes: BTreeMap<(String, String), Vec<Value>> = BTreeMap::new();
     for line in text.lines() {
         let r: Value = serde_json::from_str(line).expect("corpus line");
-        let key = (r["model"].as_str().unwrap().to_owned(), r["attack"].to_string());
+        let key = (
+            r["model"].as_str().unwrap().to_owned(),
+            r["attack"].to_string(),
+        );
         classes.entry(key).or_default().push(r);
     }
     let mut out = Vec::new();
@@ -28,25 +31,36 @@ fn slice(file: &str, per_class: usize, human: usize) -> Vec<Value> {
     out
 }
 
-/// (machine recall, human recall) of the majority verdicts.
-fn recalls(s: &Server, test: &[Value]) -> (f64, f64) {
+/// Machine and human recall of the majority verdicts and of the 1%-FPR
+/// operating point: `[majority_machine, majority_human, op_machine, op_human]`.
+fn recalls(s: &Server, test: &[Value]) -> [f64; 4] {
     let (mut tp, mut machines, mut tn, mut humans) = (0, 0, 0, 0);
+    let (mut op_tp, mut op_tn) = (0, 0);
     for chunk in test.chunks(16) {
         let texts: Vec<&str> = chunk.iter().map(|r| r["text"].as_str().unwrap()).collect();
         let (st, b) = s.post("/detect", Some(ADMIN), &json!({ "texts": texts }));
         assert_eq!(st, 200, "{b}");
         for (r, v) in chunk.iter().zip(b["results"].as_array().unwrap()) {
             let said_machine = v["majority"] == "machine";
+            let op_machine = v["operating_point"]["label"] == "machine";
             if r["label"] == "machine" {
                 machines += 1;
                 tp += usize::from(said_machine);
+                op_tp += usize::from(op_machine);
             } else {
                 humans += 1;
                 tn += usize::from(!said_machine);
+                op_tn += usize::from(!op_machine);
             }
         }
     }
-    (tp as f64 / machines as f64, tn as f64 / humans as f64)
+    let (m, h) = (machines as f64, humans as f64);
+    [
+        tp as f64 / m,
+        tn as f64 / h,
+        op_tp as f64 / m,
+        op_tn as f64 / h,
+    ]
 }
 
 #[test]
@@ -54,7 +68,7 @@ fn posting_new_generator_samples_raises_machine_recall() {
     let test = slice("ood_test.jsonl", 8, 16);
     let refs = slice("ood_refs.jsonl", 24, 24);
     let s = Server::start(&[]);
-    let (before_m, before_h) = recalls(&s, &test);
+    let before = recalls(&s, &test);
     for chunk in refs.chunks(32) {
         let items: Vec<Value> = chunk
             .iter()
@@ -70,20 +84,40 @@ fn posting_new_generator_samples_raises_machine_recall() {
         let (st, b) = s.post("/reference", Some(ADMIN), &json!({ "items": items }));
         assert_eq!(st, 201, "{b}");
     }
-    let (after_m, after_h) = recalls(&s, &test);
+    let after = recalls(&s, &test);
     eprintln!(
-        "TFIA on {} OUTFOX test essays with {} posted references: machine recall {:.3} -> {:.3}, \
-         human recall {:.3} -> {:.3}",
+        "TFIA on {} OUTFOX test essays with {} posted references:\n\
+         majority:         machine recall {:.3} -> {:.3}, human recall {:.3} -> {:.3}\n\
+         1%-FPR threshold: machine recall {:.3} -> {:.3}, human recall {:.3} -> {:.3}",
         test.len(),
         refs.len(),
-        before_m,
-        after_m,
-        before_h,
-        after_h
+        before[0],
+        after[0],
+        before[1],
+        after[1],
+        before[2],
+        after[2],
+        before[3],
+        after[3],
+    );
+    // The calibrated 1%-FPR operating point is the verdict a moderation
+    // deployment acts on: new references must let it catch the new
+    // generators without accusing the human essays.
+    assert!(
+        after[2] >= before[2] + 0.2,
+        "operating-point machine recall {:.3} -> {:.3}: not clearly higher",
+        before[2],
+        after[2]
     );
     assert!(
-        after_m >= before_m + 0.15,
-        "machine recall {before_m:.3} -> {after_m:.3}: not clearly higher"
+        after[3] >= 0.9,
+        "operating-point human recall fell to {:.3}",
+        after[3]
     );
-    assert!(after_h >= 0.5, "human recall collapsed to {after_h:.3}");
+    // The majority vote gains too, in average recall over both classes.
+    let (avg_before, avg_after) = ((before[0] + before[1]) / 2.0, (after[0] + after[1]) / 2.0);
+    assert!(
+        avg_after >= avg_before + 0.1,
+        "majority AvgRec {avg_before:.3} -> {avg_after:.3}: not clearly higher"
+    );
 }
