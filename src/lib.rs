@@ -1,14 +1,17 @@
 //! detective: tells human from machine-written text, and which model family
 //! wrote it, by nearest-neighbour voting in a learned style space.
 //!
-//! Dependencies point one way: `cli -> eval -> detect -> encoder | index | store`;
-//! `config` is a leaf everyone may use.
+//! Dependencies point one way: `cli -> api | train | eval -> detect -> encoder
+//! | index | store`; `config` and `metrics` are leaves everyone may use.
 //!
 //! - [`encoder`]: text -> normalised style vector (BERT/MPNet on LibTorch).
 //! - [`index`]: nearest-neighbour search (HNSW and exact).
 //! - [`store`]: durable labelled references (SQLite, PostgreSQL).
 //! - [`detect`]: the vote, calibration, import, the searchable reference set.
+//! - [`api`]: the HTTP service: routes, wire types, auth, errors.
+//! - [`train`]: multi-level contrastive fine-tuning.
 //! - [`eval`]: metrics, reports and plots over labelled sets.
+//! - [`metrics`]: the Prometheus metrics catalogue.
 //! - [`cli`]: the `detective` command line; wiring only.
 pub mod api;
 pub mod cli;
@@ -19,3 +22,4 @@ pub mod eval;
 pub mod index;
 pub mod metrics;
 pub mod store;
+pub mod train;

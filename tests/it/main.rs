@@ -13,6 +13,8 @@ mod encoder_parity;
 mod import_cli;
 /// HNSW recall against exact search.
 mod index_recall;
+/// The contrastive loss against reference values.
+mod loss_parity;
 /// The HTTP API on loopback: contract, auth, bad input, queue, readiness,
 /// shutdown, durability.
 mod serve_api;
