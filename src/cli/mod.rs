@@ -11,6 +11,7 @@ pub mod input;
 mod keys;
 mod reindex;
 mod serve;
+mod train;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -47,6 +48,8 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Manage API keys.
     Keys(keys::KeysArgs),
+    /// Fine-tune the encoder with the multi-level contrastive loss.
+    Train(train::TrainArgs),
 }
 
 /// Flags that choose and run the encoder; shared by every command that embeds.
@@ -103,6 +106,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Eval(args) => eval::run(&args),
         Command::Serve(args) => serve::run(&args),
         Command::Keys(args) => keys::run(&args),
+        Command::Train(args) => train::run(&args),
     }
 }
 

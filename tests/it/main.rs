@@ -24,3 +24,5 @@ mod serve_tfia;
 mod server;
 /// The store contract on SQLite and PostgreSQL.
 mod store_contract;
+/// A short contrastive training run: loss, checkpoints, resume.
+mod train_tiny;

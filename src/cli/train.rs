@@ -1,0 +1,155 @@
+//! `detective train`: multi-level contrastive fine-tuning of the encoder.
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::input::progress;
+use super::EncoderArgs;
+use crate::train::{train, Event, LossWeights, TrainConfig};
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub encoder: EncoderArgs,
+    /// Labelled training texts (JSONL, corpus format).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Run directory: checkpoints `last/` and `best/` (model directories).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Optimisation steps.
+    #[arg(long, default_value_t = 1000)]
+    pub steps: u64,
+    /// Texts per step.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Texts per generator in a batch.
+    #[arg(long, default_value_t = 4)]
+    pub per_model: usize,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 2e-5)]
+    pub lr: f64,
+    /// Share of the steps spent warming up.
+    #[arg(long, default_value_t = 0.06)]
+    pub warmup: f64,
+    #[arg(long, default_value_t = 1e-4)]
+    pub weight_decay: f64,
+    /// Softmax temperature of the contrastive logits.
+    #[arg(long, default_value_t = 0.07)]
+    pub temperature: f64,
+    /// Weights of the model, family, label and classifier losses.
+    #[arg(long, value_delimiter = ',', default_value = "1,1,1,1")]
+    pub loss_weights: Vec<f64>,
+    /// Keep the embedding layer fixed.
+    #[arg(long)]
+    pub freeze_embeddings: bool,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Share of the groups held out for validation.
+    #[arg(long, default_value_t = 0.05)]
+    pub val_fraction: f64,
+    /// Validate (and checkpoint) every N steps.
+    #[arg(long, default_value_t = 100)]
+    pub val_every: u64,
+    #[arg(long, default_value_t = 600)]
+    pub val_queries: usize,
+    #[arg(long, default_value_t = 3000)]
+    pub val_refs: usize,
+    /// Detached embeddings of recent steps kept as extra contrastive keys.
+    #[arg(long, default_value_t = 0)]
+    pub queue: usize,
+    /// Gradient-norm clip (0: off).
+    #[arg(long, default_value_t = 1.0)]
+    pub grad_clip: f64,
+}
+
+pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
+    let w = &args.loss_weights;
+    anyhow::ensure!(w.len() == 4, "--loss-weights takes four numbers: a,b,c,d");
+    let cfg = TrainConfig {
+        data: args.data.clone(),
+        out: args.out.clone(),
+        encoder: args.encoder.to_config()?,
+        model: args.encoder.model.clone(),
+        max_length: args.encoder.max_length,
+        batch_size: args.batch_size,
+        per_model: args.per_model,
+        steps: args.steps,
+        lr: args.lr,
+        warmup: args.warmup,
+        weight_decay: args.weight_decay,
+        temperature: args.temperature,
+        weights: LossWeights {
+            a: w[0],
+            b: w[1],
+            c: w[2],
+            d: w[3],
+        },
+        freeze_embeddings: args.freeze_embeddings,
+        seed: args.seed,
+        val_fraction: args.val_fraction,
+        val_every: args.val_every,
+        val_queries: args.val_queries,
+        val_refs: args.val_refs,
+        queue: args.queue,
+        grad_clip: args.grad_clip,
+    };
+    std::fs::create_dir_all(&args.out)?;
+    let bar = progress(Some(args.steps), "steps");
+    let state = train(&cfg, &mut |e| match e {
+        Event::Start {
+            total,
+            done,
+            train,
+            val,
+        } => {
+            bar.set_length(total);
+            bar.set_position(done);
+            bar.println(format!(
+                "training on {train} texts, validating on {val} held out; step {done} of {total}"
+            ));
+        }
+        Event::Step {
+            step,
+            levels,
+            total,
+            lr,
+            texts_per_s,
+        } => {
+            bar.set_position(step);
+            bar.set_message(format!(
+                "loss {total:.3} (model {:.3} family {:.3} label {:.3} human {:.3} cls {:.3}) lr {lr:.1e} {texts_per_s:.1} texts/s",
+                levels[0], levels[1], levels[2], levels[3], levels[4]
+            ));
+            if !bar.is_hidden() {
+                return;
+            }
+            if step % 10 == 0 {
+                eprintln!("step {step}: loss {total:.4} [{:.3} {:.3} {:.3} {:.3} {:.3}] {texts_per_s:.1} texts/s", levels[0], levels[1], levels[2], levels[3], levels[4]);
+            }
+        }
+        Event::Validated {
+            step,
+            avg_rec,
+            best,
+        } => {
+            bar.println(format!(
+                "step {step}: validation AvgRec {avg_rec:.2}%{}",
+                if best { " (best)" } else { "" }
+            ));
+        }
+        Event::Saved(dir) => bar.println(format!("saved {}", dir.display())),
+    })?;
+    bar.finish_and_clear();
+    eprintln!(
+        "done: {} steps, {} texts in {:.0} s ({:.1} texts/s); best validation AvgRec {:.2}% at step {}; model: {}",
+        state.step,
+        state.texts_seen,
+        state.train_seconds,
+        state.texts_seen as f64 / state.train_seconds.max(1e-9),
+        state.best_avg_rec.unwrap_or(0.0),
+        state.best_step.unwrap_or(0),
+        args.out.join("best").display()
+    );
+    Ok(())
+}

@@ -1,0 +1,387 @@
+//! The training loop.
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::Serialize;
+use tch::nn::{self, Module, OptimizerConfig};
+use tch::{Device, Tensor};
+
+use super::checkpoint::{self, RunState};
+use super::data::{Dataset, Example};
+use super::loss::{classifier_loss, contrastive, scalar, Classes, LossWeights};
+use super::sampler::Sampler;
+use super::TrainError;
+use crate::config::EncoderConfig;
+use crate::detect::calibrate::avg_rec_at;
+use crate::detect::References;
+use crate::encoder::{registry, Embed, Encoder};
+use crate::index::IndexKind;
+use crate::store::{Label, VectorRow};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainConfig {
+    pub data: PathBuf,
+    pub out: PathBuf,
+    #[serde(skip)]
+    pub encoder: EncoderConfig,
+    pub model: String,
+    pub max_length: usize,
+    pub batch_size: usize,
+    /// Texts per generator in a batch.
+    pub per_model: usize,
+    pub steps: u64,
+    pub lr: f64,
+    /// Share of the steps spent warming the learning rate up.
+    pub warmup: f64,
+    pub weight_decay: f64,
+    pub temperature: f64,
+    pub weights: LossWeights,
+    pub freeze_embeddings: bool,
+    pub seed: u64,
+    pub val_fraction: f64,
+    pub val_every: u64,
+    /// Validation queries (from the held-out groups).
+    pub val_queries: usize,
+    /// Validation references (from the training groups).
+    pub val_refs: usize,
+    /// Detached embeddings of recent steps kept as extra keys.
+    pub queue: usize,
+    pub grad_clip: f64,
+}
+
+/// What the loop reports as it goes.
+pub enum Event<'a> {
+    Start {
+        total: u64,
+        done: u64,
+        train: usize,
+        val: usize,
+    },
+    Step {
+        step: u64,
+        levels: [f64; 5],
+        total: f64,
+        lr: f64,
+        texts_per_s: f64,
+    },
+    Validated {
+        step: u64,
+        avg_rec: f64,
+        best: bool,
+    },
+    Saved(&'a Path),
+}
+
+fn lr_at(cfg: &TrainConfig, step: u64) -> f64 {
+    let warm = (cfg.warmup * cfg.steps as f64).max(1.0);
+    let s = step as f64;
+    if s < warm {
+        cfg.lr * (s + 1.0) / warm
+    } else {
+        let span = (cfg.steps as f64 - warm).max(1.0);
+        let t = ((s - warm) / span).min(1.0);
+        cfg.lr * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
+    }
+}
+
+fn classes_of(batch: &[&Example], device: Device) -> (Tensor, Tensor, Tensor) {
+    let col = |f: &dyn Fn(&Example) -> i64| {
+        Tensor::from_slice(&batch.iter().map(|e| f(e)).collect::<Vec<i64>>()).to_device(device)
+    };
+    (col(&|e| e.model), col(&|e| e.family), col(&|e| e.label))
+}
+
+/// kNN AvgRec (%) of held-out queries against training references, best
+/// over a few k.
+fn validate(
+    encoder: &Encoder,
+    ds: &Dataset,
+    queries: &[usize],
+    refs: &[usize],
+) -> Result<f64, TrainError> {
+    let embed = |idx: &[usize]| -> Result<Vec<Vec<f32>>, TrainError> {
+        let texts: Vec<&str> = idx.iter().map(|&i| ds.examples[i].text.as_str()).collect();
+        Ok(encoder.embed(&texts)?)
+    };
+    let label = |i: usize| {
+        if ds.examples[i].label == super::loss::HUMAN {
+            Label::Human
+        } else {
+            Label::Machine
+        }
+    };
+    let rows: Vec<VectorRow> = refs
+        .iter()
+        .zip(embed(refs)?)
+        .map(|(&i, embedding)| VectorRow {
+            id: i as i64 + 1,
+            label: label(i),
+            model: Some(ds.models[ds.examples[i].model as usize].clone()),
+            family: Some(ds.families[ds.examples[i].family as usize].clone()),
+            source: None,
+            group: None,
+            embedding,
+        })
+        .collect();
+    let index = References::new(IndexKind::Exact, encoder.dim(), rows.len());
+    index.add(&rows)?;
+    let val: Vec<_> = queries
+        .iter()
+        .zip(embed(queries)?)
+        .map(|(&i, v)| (label(i), index.search(&v, 10)))
+        .collect();
+    Ok([1, 3, 5, 10]
+        .into_iter()
+        .map(|k| avg_rec_at(&val, k, 0.05))
+        .fold(0.0, f64::max))
+}
+
+/// The contrastive loss (model + family + label + 3 x human, no dropout,
+/// no classifier) of `batch` under `encoder`: a fixed yardstick for tests
+/// and diagnostics.
+pub fn batch_loss(
+    encoder: &Encoder,
+    batch: &[&Example],
+    temperature: f64,
+) -> Result<f64, TrainError> {
+    let _guard = tch::no_grad_guard();
+    let texts: Vec<&str> = batch.iter().map(|e| e.text.as_str()).collect();
+    let seqs = encoder.tokenize(&texts)?;
+    let rows: Vec<&[i64]> = seqs.iter().map(Vec::as_slice).collect();
+    let (ids, mask) = encoder.pad(&rows);
+    let emb = encoder.forward(&ids, &mask, false);
+    let (m, f, l) = classes_of(batch, encoder.device());
+    let c = Classes {
+        model: &m,
+        family: &f,
+        label: &l,
+    };
+    let levels = contrastive(&emb, &emb, &c, &c, temperature);
+    let w = LossWeights {
+        d: 0.0,
+        ..LossWeights::default()
+    };
+    Ok(scalar(&levels.total(&w, None)))
+}
+
+/// Evenly spread picks of at most `n` of `idx`.
+fn spread(idx: &[usize], n: usize) -> Vec<usize> {
+    let stride = (idx.len() / n.max(1)).max(1);
+    idx.iter().step_by(stride).take(n).copied().collect()
+}
+
+pub fn train(cfg: &TrainConfig, report: &mut dyn FnMut(Event)) -> Result<RunState, TrainError> {
+    if cfg.steps == 0 || cfg.batch_size < 4 {
+        return Err(TrainError::Config(
+            "need steps > 0 and batch size >= 4".into(),
+        ));
+    }
+    tch::manual_seed(cfg.seed as i64);
+    let ds = Dataset::load(&cfg.data)?;
+    let (train_idx, val_idx) = ds.split(cfg.val_fraction, cfg.seed);
+    let files = registry::resolve(&cfg.encoder.model)?;
+    let base = files
+        .path("config.json")
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let mut encoder = Encoder::load_files(&files, &cfg.encoder)?;
+    let device = encoder.device();
+    let dim = encoder.dim() as i64;
+    let head_vs = nn::VarStore::new(device);
+    let head = nn::seq()
+        .add(nn::linear(
+            head_vs.root() / "dense",
+            dim,
+            256,
+            Default::default(),
+        ))
+        .add_fn(|x| x.relu())
+        .add(nn::linear(
+            head_vs.root() / "out",
+            256,
+            2,
+            Default::default(),
+        ));
+
+    let last_dir = cfg.out.join("last");
+    let mut state = RunState {
+        config: serde_json::to_value(cfg).unwrap_or_default(),
+        ..RunState::default()
+    };
+    if let Some(dir) = checkpoint::latest(&last_dir) {
+        state = checkpoint::load_state(&dir)?;
+        encoder
+            .var_store_mut()
+            .load(dir.join("model.safetensors"))?;
+        let mut hv = head_vs;
+        hv.load(dir.join("head.safetensors"))?;
+        return continue_run(
+            cfg, &ds, &train_idx, &val_idx, encoder, hv, head, &base, state, report,
+        );
+    }
+    continue_run(
+        cfg, &ds, &train_idx, &val_idx, encoder, head_vs, head, &base, state, report,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn continue_run(
+    cfg: &TrainConfig,
+    ds: &Dataset,
+    train_idx: &[usize],
+    val_idx: &[usize],
+    encoder: Encoder,
+    head_vs: nn::VarStore,
+    head: nn::Sequential,
+    base: &Path,
+    mut state: RunState,
+    report: &mut dyn FnMut(Event),
+) -> Result<RunState, TrainError> {
+    let device = encoder.device();
+    if cfg.freeze_embeddings {
+        for (name, t) in encoder.var_store().variables() {
+            if name.starts_with("embeddings.") {
+                let _ = t.set_requires_grad(false);
+            }
+        }
+    }
+    let adamw = nn::AdamW {
+        beta1: 0.9,
+        beta2: 0.98,
+        wd: cfg.weight_decay,
+        ..Default::default()
+    };
+    let mut opt = adamw.build(encoder.var_store(), cfg.lr)?;
+    let mut head_opt = adamw.build(&head_vs, cfg.lr)?;
+    let sampler = Sampler::new(
+        &ds.examples,
+        train_idx,
+        cfg.batch_size,
+        cfg.per_model,
+        cfg.seed,
+    );
+    let val_queries = spread(val_idx, cfg.val_queries);
+    let val_refs = spread(train_idx, cfg.val_refs);
+    report(Event::Start {
+        total: cfg.steps,
+        done: state.step,
+        train: train_idx.len(),
+        val: val_idx.len(),
+    });
+    let mut queue: Vec<(Tensor, Tensor, Tensor, Tensor)> = Vec::new();
+    let mut queued = 0usize;
+    let last_dir = cfg.out.join("last");
+    let best_dir = cfg.out.join("best");
+    while state.step < cfg.steps {
+        let started = Instant::now();
+        let step = state.step;
+        let batch: Vec<&Example> = sampler
+            .batch(step)
+            .into_iter()
+            .map(|i| &ds.examples[i])
+            .collect();
+        let texts: Vec<&str> = batch.iter().map(|e| e.text.as_str()).collect();
+        let seqs = encoder.tokenize(&texts)?;
+        let rows: Vec<&[i64]> = seqs.iter().map(Vec::as_slice).collect();
+        let (ids, mask) = encoder.pad(&rows);
+        let emb = encoder.forward(&ids, &mask, true);
+        let (m, f, l) = classes_of(&batch, device);
+        let mut keys = vec![emb.detach()];
+        let (mut km, mut kf, mut kl) = (
+            vec![m.shallow_clone()],
+            vec![f.shallow_clone()],
+            vec![l.shallow_clone()],
+        );
+        for (e, qm, qf, ql) in &queue {
+            keys.push(e.shallow_clone());
+            km.push(qm.shallow_clone());
+            kf.push(qf.shallow_clone());
+            kl.push(ql.shallow_clone());
+        }
+        let (keys, km, kf, kl) = (
+            Tensor::cat(&keys, 0),
+            Tensor::cat(&km, 0),
+            Tensor::cat(&kf, 0),
+            Tensor::cat(&kl, 0),
+        );
+        let qc = Classes {
+            model: &m,
+            family: &f,
+            label: &l,
+        };
+        let kc = Classes {
+            model: &km,
+            family: &kf,
+            label: &kl,
+        };
+        let levels = contrastive(&emb, &keys, &qc, &kc, cfg.temperature);
+        let cls = classifier_loss(&head.forward(&emb), &l);
+        let total = levels.total(&cfg.weights, Some(&cls));
+        let lr = lr_at(cfg, step);
+        opt.set_lr(lr);
+        head_opt.set_lr(lr);
+        opt.zero_grad();
+        head_opt.zero_grad();
+        total.backward();
+        if cfg.grad_clip > 0.0 {
+            opt.clip_grad_norm(cfg.grad_clip);
+        }
+        opt.step();
+        head_opt.step();
+        if cfg.queue > 0 {
+            queued += batch.len();
+            queue.push((emb.detach(), m, f, l));
+            while queued > cfg.queue && queue.len() > 1 {
+                queued -= queue[0].0.size()[0] as usize;
+                let _ = queue.remove(0);
+            }
+        }
+        let secs = started.elapsed().as_secs_f64();
+        state.step += 1;
+        state.texts_seen += batch.len() as u64;
+        state.train_seconds += secs;
+        let values = [
+            scalar(&levels.model),
+            scalar(&levels.family),
+            scalar(&levels.label),
+            scalar(&levels.human),
+            scalar(&cls),
+        ];
+        let total_v = scalar(&total);
+        if !total_v.is_finite() {
+            return Err(TrainError::Config(format!(
+                "loss is {total_v} at step {step}; lower --lr"
+            )));
+        }
+        report(Event::Step {
+            step: state.step,
+            levels: values,
+            total: total_v,
+            lr,
+            texts_per_s: batch.len() as f64 / secs,
+        });
+        let done = state.step == cfg.steps;
+        if state.step % cfg.val_every.max(1) == 0 || done {
+            let avg_rec = validate(&encoder, ds, &val_queries, &val_refs)?;
+            state.validations.push((state.step, avg_rec));
+            let best = state.best_avg_rec.is_none_or(|b| avg_rec > b);
+            if best {
+                state.best_avg_rec = Some(avg_rec);
+                state.best_step = Some(state.step);
+            }
+            report(Event::Validated {
+                step: state.step,
+                avg_rec,
+                best,
+            });
+            if best {
+                checkpoint::save(&best_dir, base, encoder.var_store(), &head_vs, &state)?;
+                report(Event::Saved(&best_dir));
+            }
+            checkpoint::save(&last_dir, base, encoder.var_store(), &head_vs, &state)?;
+            report(Event::Saved(&last_dir));
+        }
+    }
+    Ok(state)
+}

@@ -1,0 +1,130 @@
+//! A short training run on `tiny.jsonl`: the loss falls, checkpoints load
+//! as models, and a killed run resumes where it stopped.
+use detective::config::EncoderConfig;
+use detective::encoder::{Embed, Encoder};
+use detective::train::data::{Dataset, Example};
+use detective::train::sampler::Sampler;
+use detective::train::{batch_loss, train, Event, LossWeights, TrainConfig};
+
+fn config(out: &std::path::Path, steps: u64) -> TrainConfig {
+    let model = super::common::models_dir()
+        .join("minilm")
+        .display()
+        .to_string();
+    TrainConfig {
+        data: super::common::shared_dir().join("corpus/tiny.jsonl"),
+        out: out.to_owned(),
+        encoder: EncoderConfig {
+            model: model.clone(),
+            max_length: 64,
+            threads: Some(2),
+            ..EncoderConfig::default()
+        },
+        model,
+        max_length: 64,
+        batch_size: 16,
+        per_model: 2,
+        steps,
+        lr: 1e-4,
+        warmup: 0.1,
+        weight_decay: 1e-4,
+        temperature: 0.07,
+        weights: LossWeights::default(),
+        freeze_embeddings: false,
+        seed: 7,
+        val_fraction: 0.2,
+        val_every: 4,
+        val_queries: 16,
+        val_refs: 48,
+        queue: 32,
+        grad_clip: 1.0,
+    }
+}
+
+fn load(model: &str) -> Encoder {
+    Encoder::load(&EncoderConfig {
+        model: model.to_owned(),
+        max_length: 64,
+        threads: Some(2),
+        ..EncoderConfig::default()
+    })
+    .expect("load encoder")
+}
+
+#[test]
+fn loss_falls_checkpoints_load_and_a_killed_run_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), 4);
+    // The yardstick: the loss of the first training batches, before and after.
+    let ds = Dataset::load(&cfg.data).unwrap();
+    let (train_idx, _) = ds.split(cfg.val_fraction, cfg.seed);
+    let sampler = Sampler::new(
+        &ds.examples,
+        &train_idx,
+        cfg.batch_size,
+        cfg.per_model,
+        cfg.seed,
+    );
+    let batches: Vec<Vec<&Example>> = (0..4)
+        .map(|s| {
+            sampler
+                .batch(s)
+                .into_iter()
+                .map(|i| &ds.examples[i])
+                .collect()
+        })
+        .collect();
+    let measure = |enc: &Encoder| -> f64 {
+        batches
+            .iter()
+            .map(|b| batch_loss(enc, b, cfg.temperature).unwrap())
+            .sum::<f64>()
+            / 4.0
+    };
+    let base = load(&cfg.model);
+    let before = measure(&base);
+
+    // First run: 4 steps, then "killed" (it simply ends); the second run
+    // resumes from last/ and continues to step 8.
+    let mut steps = Vec::new();
+    let state = train(&cfg, &mut |e| {
+        if let Event::Step { step, .. } = e {
+            steps.push(step)
+        }
+    })
+    .unwrap();
+    assert_eq!((state.step, steps), (4, vec![1, 2, 3, 4]));
+    let cfg8 = TrainConfig {
+        steps: 8,
+        ..cfg.clone()
+    };
+    let mut resumed_at = None;
+    let mut seen = Vec::new();
+    let state = train(&cfg8, &mut |e| match e {
+        Event::Start { done, .. } => resumed_at = Some(done),
+        Event::Step { step, .. } => seen.push(step),
+        _ => {}
+    })
+    .unwrap();
+    assert_eq!(resumed_at, Some(4), "resumes from the checkpoint");
+    assert_eq!(seen, vec![5, 6, 7, 8]);
+    assert_eq!(state.step, 8);
+    assert_eq!(state.validations.len(), 2);
+
+    // The checkpoint is a model directory: it loads like the base model,
+    // under its own checksum, and the loss on the batches it saw has fallen.
+    let last = dir.path().join("last");
+    let trained = load(&last.display().to_string());
+    assert_ne!(trained.id().checksum, base.id().checksum);
+    let after = measure(&trained);
+    eprintln!("loss on the first batches: {before:.4} -> {after:.4}");
+    assert!(
+        after < before * 0.95,
+        "loss did not fall: {before:.4} -> {after:.4}"
+    );
+    let v = trained.embed(&["A text."]).unwrap();
+    let norm: f32 = v[0].iter().map(|x| x * x).sum::<f32>().sqrt();
+    assert!((norm - 1.0).abs() < 1e-4);
+    let best = dir.path().join("best");
+    assert!(best.join("model.safetensors").is_file() && best.join("state.json").is_file());
+}
