@@ -124,7 +124,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
             if !bar.is_hidden() {
                 return;
             }
-            if step % 10 == 0 {
+            if step.is_multiple_of(10) {
                 eprintln!("step {step}: loss {total:.4} [{:.3} {:.3} {:.3} {:.3} {:.3}] {texts_per_s:.1} texts/s", levels[0], levels[1], levels[2], levels[3], levels[4]);
             }
         }

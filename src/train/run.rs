@@ -362,7 +362,7 @@ fn continue_run(
             texts_per_s: batch.len() as f64 / secs,
         });
         let done = state.step == cfg.steps;
-        if state.step % cfg.val_every.max(1) == 0 || done {
+        if state.step.is_multiple_of(cfg.val_every.max(1)) || done {
             let avg_rec = validate(&encoder, ds, &val_queries, &val_refs)?;
             state.validations.push((state.step, avg_rec));
             let best = state.best_avg_rec.is_none_or(|b| avg_rec > b);
