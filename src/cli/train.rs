@@ -63,6 +63,16 @@ pub struct TrainArgs {
     pub grad_clip: f64,
 }
 
+/// A line above the progress bar, or on stderr when the bar is hidden
+/// (output not a terminal), so logs keep it.
+fn say(bar: &indicatif::ProgressBar, line: String) {
+    if bar.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        bar.println(line);
+    }
+}
+
 pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     let w = &args.loss_weights;
     anyhow::ensure!(w.len() == 4, "--loss-weights takes four numbers: a,b,c,d");
@@ -105,9 +115,10 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         } => {
             bar.set_length(total);
             bar.set_position(done);
-            bar.println(format!(
-                "training on {train} texts, validating on {val} held out; step {done} of {total}"
-            ));
+            say(
+                &bar,
+                format!("training on {train} texts, validating on {val} held out; step {done} of {total}"),
+            );
         }
         Event::Step {
             step,
@@ -133,12 +144,15 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
             avg_rec,
             best,
         } => {
-            bar.println(format!(
-                "step {step}: validation AvgRec {avg_rec:.2}%{}",
-                if best { " (best)" } else { "" }
-            ));
+            say(
+                &bar,
+                format!(
+                    "step {step}: validation AvgRec {avg_rec:.2}%{}",
+                    if best { " (best)" } else { "" }
+                ),
+            );
         }
-        Event::Saved(dir) => bar.println(format!("saved {}", dir.display())),
+        Event::Saved(dir) => say(&bar, format!("saved {}", dir.display())),
     })?;
     bar.finish_and_clear();
     eprintln!(

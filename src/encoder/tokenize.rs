@@ -51,14 +51,10 @@ impl Tokenizer {
 
     /// Token ids with special tokens, truncated to `max_length`.
     pub fn encode_batch(&self, texts: &[&str]) -> Result<Vec<Vec<i64>>, EncoderError> {
-        let inputs: Vec<tokenizers::EncodeInput> = texts.iter().map(|t| (*t).into()).collect();
-        let encodings = self
-            .inner
-            .encode_batch(inputs, true)
-            .map_err(|e| EncoderError::Tokenize(e.to_string()))?;
-        Ok(encodings
-            .iter()
-            .map(|e| e.get_ids().iter().map(|&i| i64::from(i)).collect())
+        Ok(self
+            .encode_batch_flagged(texts)?
+            .into_iter()
+            .map(|(ids, _)| ids)
             .collect())
     }
 

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 
 use super::data::Example;
 use super::loss::HUMAN;
@@ -67,11 +67,14 @@ impl Sampler {
             self.batch / 2
         };
         let mut out = Vec::with_capacity(self.batch);
-        let families: Vec<&BTreeMap<i64, Vec<usize>>> = self.machine.values().collect();
-        let mut guard = 0;
-        while out.len() < want_machine && !families.is_empty() && guard < 1000 {
-            guard += 1;
-            let fam = families[rng.gen_range(0..families.len())];
+        // Families in a shuffled order without repeats (until all are used),
+        // so a batch spans several families: other-family positives.
+        let mut families: Vec<&BTreeMap<i64, Vec<usize>>> = self.machine.values().collect();
+        families.shuffle(&mut rng);
+        let mut next = 0;
+        while out.len() < want_machine && !families.is_empty() && next < 1000 {
+            let fam = families[next % families.len()];
+            next += 1;
             let models: Vec<&Vec<usize>> = fam.values().collect();
             let picks = models.choose_multiple(&mut rng, 2.min(models.len()));
             for texts in picks {
