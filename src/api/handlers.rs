@@ -18,7 +18,7 @@ use super::wire::{
 };
 use super::{AppState, Overlength};
 use crate::detect::keys::Scope;
-use crate::detect::{Decision, Detector};
+use crate::detect::{Decision, Detector, Tokens};
 use crate::store::{Label, NewReference};
 
 type Shared = State<Arc<AppState>>;
@@ -90,10 +90,14 @@ pub async fn openapi() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], super::OPENAPI)
 }
 
-/// Checks the texts of a request; `field` names them in messages.
-fn check_texts(state: &AppState, texts: &[(String, &str)]) -> Result<(), ApiError> {
+/// Checks the texts of a request; `fields` name them in messages.
+fn check_texts<'a>(
+    state: &AppState,
+    fields: &[String],
+    texts: impl Iterator<Item = &'a str>,
+) -> Result<(), ApiError> {
     let max = state.config.max_text_chars;
-    for (field, text) in texts {
+    for (field, text) in fields.iter().zip(texts) {
         if text.trim().is_empty() {
             return Err(ApiError::invalid(format!("{field} is empty")));
         }
@@ -126,7 +130,7 @@ async fn tokenize(
     d: &Detector,
     fields: Vec<String>,
     texts: Vec<String>,
-) -> Result<Vec<(Vec<i64>, bool)>, ApiError> {
+) -> Result<Vec<Tokens>, ApiError> {
     let tokens = d.tokenize(texts).await?;
     if state.config.overlength == Overlength::Reject {
         if let Some(i) = tokens.iter().position(|(_, cut)| *cut) {
@@ -164,12 +168,7 @@ pub async fn detect(
     } else {
         vec!["text".into()]
     };
-    let named: Vec<(String, &str)> = fields
-        .iter()
-        .cloned()
-        .zip(texts.iter().map(String::as_str))
-        .collect();
-    check_texts(&state, &named)?;
+    check_texts(&state, &fields, texts.iter().map(String::as_str))?;
     if let Some(k) = req.k {
         let max = state.config.max_k;
         if k == 0 || k > max {
@@ -233,12 +232,7 @@ pub async fn add_reference(
     } else {
         vec!["text".into()]
     };
-    let named: Vec<(String, &str)> = fields
-        .iter()
-        .cloned()
-        .zip(items.iter().map(|i| i.text.as_str()))
-        .collect();
-    check_texts(&state, &named)?;
+    check_texts(&state, &fields, items.iter().map(|i| i.text.as_str()))?;
     for (i, item) in items.iter().enumerate() {
         if item.label == Label::Human && item.model.as_deref().is_some_and(|m| m != "human") {
             let at = if batch {

@@ -14,7 +14,7 @@ mod wire;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -111,12 +111,12 @@ pub fn app(state: Arc<AppState>) -> Router {
             tracing::error!("handler panicked");
             ApiError::Internal.into_response()
         }))
-        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(middleware::from_fn(observe))
         .with_state(state)
 }
 
 /// Request id, tracing span, access log and HTTP metrics for every request.
-async fn observe(State(_): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+async fn observe(req: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = req
         .extensions()

@@ -2,7 +2,7 @@
 use clap::{Args, Subcommand};
 
 use super::common::{open_store, runtime, StoreArgs};
-use crate::detect::keys::{create_key, list_keys, Scope};
+use crate::detect::keys::{create_key, Scope};
 
 #[derive(Debug, Args)]
 pub struct KeysArgs {
@@ -47,7 +47,7 @@ pub fn run(args: &KeysArgs) -> anyhow::Result<()> {
                     "{:>4}  {:<20} {:<10} {:<28} {:<20} revoked",
                     "id", "name", "prefix", "scopes", "created"
                 );
-                for k in list_keys(store.as_ref()).await? {
+                for k in store.list_keys().await? {
                     println!(
                         "{:>4}  {:<20} {:<10} {:<28} {:<20} {}",
                         k.id,

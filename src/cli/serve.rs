@@ -163,7 +163,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
         let local = listener.local_addr()?;
         eprintln!("listening on http://{local} (ready once the model and index are loaded)");
         let (fail_tx, fail_rx) = tokio::sync::oneshot::channel::<anyhow::Error>();
-        let loader = {
+        {
             let state = state.clone();
             let store = store.clone();
             let index = args.index.clone();
@@ -188,15 +188,12 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
                         let _ = fail_tx.send(e);
                     }
                 }
-            })
-        };
+            });
+        }
         let server =
             axum::serve(listener, api::app(state)).with_graceful_shutdown(api::shutdown_signal());
         tokio::select! {
-            served = server => {
-                loader.abort();
-                served.context("server failed")
-            }
+            served = server => served.context("server failed"),
             Ok(e) = fail_rx => Err(e),
         }
     })

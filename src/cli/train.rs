@@ -80,8 +80,6 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         data: args.data.clone(),
         out: args.out.clone(),
         encoder: args.encoder.to_config()?,
-        model: args.encoder.model.clone(),
-        max_length: args.encoder.max_length,
         batch_size: args.batch_size,
         per_model: args.per_model,
         steps: args.steps,

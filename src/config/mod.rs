@@ -8,7 +8,7 @@ pub const DEFAULT_MODEL: &str = "minilm";
 pub const DEFAULT_MAX_LENGTH: usize = 512;
 
 /// How to load and run the text encoder.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct EncoderConfig {
     /// Model name (`minilm`, `mpnet`, ...) or a directory.
     pub model: String,

@@ -10,7 +10,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::store::{ApiKey, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 const KEY_TAG: &str = "dtk_";
 const PREFIX_LEN: usize = 8;
@@ -135,10 +135,6 @@ pub async fn create_key(
         .create_key(name, prefix, &hex::encode(digest(&key)), &names)
         .await?;
     Ok((id, key))
-}
-
-pub async fn list_keys(store: &dyn Store) -> Result<Vec<ApiKey>, StoreError> {
-    store.list_keys().await
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use crate::encoder::EncoderId;
 use crate::index::{self, IndexKind, VectorIndex};
 use crate::store::{Label, Store, StoreError, VectorRow};
 pub use calibrate::Calibration;
-pub use service::{Decision, Detection, Detector};
+pub use service::{Decision, Detection, Detector, Tokens};
 pub use vote::{vote, Neighbour, Verdict, VoteConfig};
 
 #[derive(Debug, thiserror::Error)]

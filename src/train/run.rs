@@ -22,10 +22,7 @@ use crate::store::{Label, VectorRow};
 pub struct TrainConfig {
     pub data: PathBuf,
     pub out: PathBuf,
-    #[serde(skip)]
     pub encoder: EncoderConfig,
-    pub model: String,
-    pub max_length: usize,
     pub batch_size: usize,
     /// Texts per generator in a batch.
     pub per_model: usize,
@@ -188,7 +185,7 @@ pub fn train(cfg: &TrainConfig, report: &mut dyn FnMut(Event)) -> Result<RunStat
     let mut encoder = Encoder::load_files(&files, &cfg.encoder)?;
     let device = encoder.device();
     let dim = encoder.dim() as i64;
-    let head_vs = nn::VarStore::new(device);
+    let mut head_vs = nn::VarStore::new(device);
     let head = nn::seq()
         .add(nn::linear(
             head_vs.root() / "dense",
@@ -204,21 +201,17 @@ pub fn train(cfg: &TrainConfig, report: &mut dyn FnMut(Event)) -> Result<RunStat
             Default::default(),
         ));
 
-    let last_dir = cfg.out.join("last");
     let mut state = RunState {
         config: serde_json::to_value(cfg).unwrap_or_default(),
         ..RunState::default()
     };
-    if let Some(dir) = checkpoint::latest(&last_dir) {
+    // Resume: weights, head and run state from the latest checkpoint.
+    if let Some(dir) = checkpoint::latest(&cfg.out.join("last")) {
         state = checkpoint::load_state(&dir)?;
         encoder
             .var_store_mut()
             .load(dir.join("model.safetensors"))?;
-        let mut hv = head_vs;
-        hv.load(dir.join("head.safetensors"))?;
-        return continue_run(
-            cfg, &ds, &train_idx, &val_idx, encoder, hv, head, &base, state, report,
-        );
+        head_vs.load(dir.join("head.safetensors"))?;
     }
     continue_run(
         cfg, &ds, &train_idx, &val_idx, encoder, head_vs, head, &base, state, report,

@@ -15,9 +15,10 @@ mod import_cli;
 mod index_recall;
 /// The contrastive loss against reference values.
 mod loss_parity;
-/// The HTTP API on loopback: contract, auth, bad input, queue, readiness,
-/// shutdown, durability.
+/// The HTTP API on loopback: contract, auth, bad input, OpenAPI.
 mod serve_api;
+/// The server's life cycle: full queue, readiness, SIGTERM, kill -9.
+mod serve_lifecycle;
 /// Training-free incremental adaptation through `POST /reference`.
 mod serve_tfia;
 /// A real `detective serve` process for HTTP tests.

@@ -9,6 +9,16 @@ use serde_json::Value;
 
 pub const ADMIN: &str = "admin-test-key-0123456789";
 
+pub const HUMANISH: &str = "honestly i dont know what to tell you, the bus was late again and \
+    i missed the first half of the lecture. anyone have notes??";
+
+/// A few hundred tokens of text.
+pub fn long_text(seed: usize) -> String {
+    (0..120)
+        .map(|i| format!("word{} sentence{} ", (i * 7 + seed) % 97, i % 13))
+        .collect()
+}
+
 pub struct Server {
     pub child: Child,
     pub base: String,
@@ -84,6 +94,17 @@ impl Server {
             assert!(Instant::now() < deadline, "server not ready in time");
             std::thread::sleep(Duration::from_millis(200));
         }
+    }
+
+    /// The `/metrics` text.
+    #[track_caller]
+    pub fn metrics(&self) -> String {
+        let resp = self
+            .client
+            .get(self.url("/metrics"))
+            .send()
+            .expect("metrics");
+        resp.text().expect("metrics body")
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -15,13 +15,11 @@ fn config(out: &std::path::Path, steps: u64) -> TrainConfig {
         data: super::common::shared_dir().join("corpus/tiny.jsonl"),
         out: out.to_owned(),
         encoder: EncoderConfig {
-            model: model.clone(),
+            model,
             max_length: 64,
             threads: Some(2),
             ..EncoderConfig::default()
         },
-        model,
-        max_length: 64,
         batch_size: 16,
         per_model: 2,
         steps,
@@ -81,7 +79,7 @@ fn loss_falls_checkpoints_load_and_a_killed_run_resumes() {
             .sum::<f64>()
             / 4.0
     };
-    let base = load(&cfg.model);
+    let base = load(&cfg.encoder.model);
     let before = measure(&base);
 
     // First run: 4 steps, then "killed" (it simply ends); the second run
