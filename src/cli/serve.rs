@@ -111,7 +111,7 @@ impl ServeArgs {
             self.listen,
             redact(&self.store.db),
             self.encoder.model,
-            self.encoder.max_length,
+            self.encoder.max_length(),
             self.encoder.device,
             self.index.index,
             self.decision,
@@ -239,16 +239,7 @@ async fn load(
         ])
         .set(1);
     let counts = store.counts().await?;
-    for (family, n) in &counts.by_family {
-        let label = if family == "human" {
-            "human"
-        } else {
-            "machine"
-        };
-        metrics::REFERENCES
-            .with_label_values(&[label, family])
-            .set(*n);
-    }
+    metrics::set_references(&counts.by_family);
     Ok(Detector::new(store, handle, refs, vote, decision))
 }
 

@@ -90,9 +90,7 @@ impl Detector {
         .await
         .map_err(|_| DetectError::Worker(crate::encoder::WorkerError::Failed))?
         .map_err(DetectError::Tokenize)?;
-        metrics::STAGE_SECONDS
-            .with_label_values(&["tokenize"])
-            .observe(started.elapsed().as_secs_f64());
+        metrics::stage("tokenize", started.elapsed().as_secs_f64());
         Ok(out)
     }
 
@@ -116,15 +114,11 @@ impl Detector {
             let started = Instant::now();
             let neighbours = self.refs.search(v, cfg.k);
             let searched = Instant::now();
-            metrics::STAGE_SECONDS
-                .with_label_values(&["search"])
-                .observe((searched - started).as_secs_f64());
+            metrics::stage("search", (searched - started).as_secs_f64());
             let Some(verdict) = vote(&neighbours, &cfg) else {
                 return Err(DetectError::NoReferences);
             };
-            metrics::STAGE_SECONDS
-                .with_label_values(&["vote"])
-                .observe(searched.elapsed().as_secs_f64());
+            metrics::stage("vote", searched.elapsed().as_secs_f64());
             let label = match (self.decision, &verdict.operating_point) {
                 (Decision::OperatingPoint, Some(op)) => op.label,
                 _ => verdict.label,
@@ -152,9 +146,7 @@ impl Detector {
             .insert(&items, &vectors, self.encoder.id())
             .await
             .inspect_err(|_| metrics::STORE_ERRORS.inc())?;
-        metrics::STAGE_SECONDS
-            .with_label_values(&["store"])
-            .observe(started.elapsed().as_secs_f64());
+        metrics::stage("store", started.elapsed().as_secs_f64());
         let rows: Vec<VectorRow> = items
             .into_iter()
             .zip(vectors)
@@ -181,6 +173,7 @@ impl Detector {
             .collect();
         self.refs.add(&rows)?;
         metrics::INDEX_VECTORS.set(self.refs.len() as i64);
+        self.refresh_reference_gauge().await;
         Ok(inserted)
     }
 
@@ -204,8 +197,21 @@ impl Detector {
             self.refs.remove(id);
             metrics::REFERENCES_DELETED.inc();
             metrics::INDEX_VECTORS.set(self.refs.len() as i64);
+            self.refresh_reference_gauge().await;
         }
         Ok(done)
+    }
+
+    /// `detective_references` from the store's counts; a failed count
+    /// leaves the gauge as it was (the write itself succeeded).
+    async fn refresh_reference_gauge(&self) {
+        match self.store.counts().await {
+            Ok(c) => metrics::set_references(&c.by_family),
+            Err(e) => {
+                metrics::STORE_ERRORS.inc();
+                tracing::warn!(error = %e, "cannot count references");
+            }
+        }
     }
 
     pub async fn counts(&self) -> Result<Counts, DetectError> {

@@ -24,6 +24,9 @@ pub struct Manifest {
     pub description: String,
     #[serde(default)]
     pub license: String,
+    /// Truncation length the model was trained with: its default.
+    #[serde(default)]
+    pub max_length: Option<usize>,
     /// SHA-256 of every file in `weights/`, by file name.
     pub files: BTreeMap<String, String>,
 }
@@ -77,6 +80,21 @@ pub fn resolve(spec: &str) -> Result<ModelFiles, EncoderError> {
     };
     verify(&files)?;
     Ok(files)
+}
+
+/// The manifest's `max_length` for a named model or model directory, without
+/// verifying its files.
+pub fn default_max_length(spec: &str) -> Option<usize> {
+    let dir = Path::new(spec);
+    let dir = if dir.is_dir() {
+        dir.to_owned()
+    } else {
+        model_roots()
+            .into_iter()
+            .map(|r| r.join(spec))
+            .find(|d| d.join("manifest.json").is_file())?
+    };
+    from_dir(&dir).ok()?.manifest?.max_length
 }
 
 fn from_dir(dir: &Path) -> Result<ModelFiles, EncoderError> {

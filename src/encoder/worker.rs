@@ -51,6 +51,9 @@ struct Job {
     seqs: Vec<Vec<i64>>,
     reply: Reply,
     queued: Instant,
+    /// The submitting request's span, so the worker's stage timings carry
+    /// its request id.
+    span: tracing::Span,
 }
 
 /// Cloneable handle to the encoder thread.
@@ -101,6 +104,7 @@ impl EncoderHandle {
             seqs,
             reply,
             queued: Instant::now(),
+            span: tracing::Span::current(),
         };
         match self.tx.try_send(job) {
             Ok(()) => metrics::QUEUE_DEPTH.inc(),
@@ -143,19 +147,30 @@ fn run(encoder: &Encoder, rx: &Receiver<Job>, coalesce_tokens: usize) {
 fn encode(encoder: &Encoder, jobs: Vec<Job>) {
     let started = Instant::now();
     for job in &jobs {
-        metrics::STAGE_SECONDS
-            .with_label_values(&["queue_wait"])
-            .observe((started - job.queued).as_secs_f64());
+        job.span
+            .in_scope(|| metrics::stage("queue_wait", (started - job.queued).as_secs_f64()));
     }
     let seqs: Vec<Vec<i64>> = jobs.iter().flat_map(|j| j.seqs.iter().cloned()).collect();
+    let tokens = seqs.iter().map(Vec::len).sum::<usize>();
     metrics::BATCH_TEXTS.observe(seqs.len() as f64);
-    metrics::BATCH_TOKENS.observe(seqs.iter().map(Vec::len).sum::<usize>() as f64);
-    let span = tracing::debug_span!("encode", texts = seqs.len(), jobs = jobs.len());
-    let _enter = span.enter();
+    metrics::BATCH_TOKENS.observe(tokens as f64);
     let result = encoder.embed_tokens(&seqs);
+    let seconds = started.elapsed().as_secs_f64();
     metrics::STAGE_SECONDS
         .with_label_values(&["inference"])
-        .observe(started.elapsed().as_secs_f64());
+        .observe(seconds);
+    for job in &jobs {
+        job.span.in_scope(|| {
+            tracing::debug!(
+                stage = "inference",
+                seconds,
+                batch_texts = seqs.len(),
+                batch_tokens = tokens,
+                jobs = jobs.len(),
+                "stage done"
+            );
+        });
+    }
     match result {
         Ok(vectors) => {
             let mut vectors = vectors.into_iter();

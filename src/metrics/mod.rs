@@ -15,6 +15,9 @@ const SECONDS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 const TEXTS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
+const BYTES: &[f64] = &[
+    256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0,
+];
 const TOKENS: &[f64] = &[
     64.0, 256.0, 1024.0, 4096.0, 8192.0, 16384.0, 32768.0, 65536.0,
 ];
@@ -68,6 +71,14 @@ pub static HTTP_SECONDS: LazyLock<HistogramVec> = LazyLock::new(|| {
         "HTTP request latency by route",
         &["route"],
         SECONDS,
+    )
+});
+pub static HTTP_REQUEST_BYTES: LazyLock<HistogramVec> = LazyLock::new(|| {
+    histogram_vec(
+        "detective_http_request_body_bytes",
+        "Declared request body size (Content-Length) by route",
+        &["route"],
+        BYTES,
     )
 });
 /// Stages: tokenize, queue_wait, inference, search, vote, store, total.
@@ -183,6 +194,26 @@ pub static INFO: LazyLock<IntGaugeVec> = LazyLock::new(|| {
     )
 });
 
+/// Records one pipeline stage: its histogram, and a debug event in the
+/// current span (the request's, with its id) for per-request timings.
+pub fn stage(name: &'static str, seconds: f64) {
+    STAGE_SECONDS.with_label_values(&[name]).observe(seconds);
+    tracing::debug!(stage = name, seconds, "stage done");
+}
+
+/// Sets `detective_references` from the store's counts by family.
+pub fn set_references(by_family: &std::collections::BTreeMap<String, i64>) {
+    REFERENCES.reset();
+    for (family, n) in by_family {
+        let label = if family == "human" {
+            "human"
+        } else {
+            "machine"
+        };
+        REFERENCES.with_label_values(&[label, family]).set(*n);
+    }
+}
+
 /// Everything in the registry, Prometheus text format.
 pub fn render() -> String {
     TextEncoder::new()
@@ -194,6 +225,7 @@ pub fn render() -> String {
 pub fn init() {
     LazyLock::force(&HTTP_REQUESTS);
     LazyLock::force(&HTTP_SECONDS);
+    LazyLock::force(&HTTP_REQUEST_BYTES);
     LazyLock::force(&STAGE_SECONDS);
     LazyLock::force(&BATCH_TEXTS);
     LazyLock::force(&BATCH_TOKENS);

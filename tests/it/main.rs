@@ -5,6 +5,8 @@
 
 /// Shared helpers: paths, fixture loading, vector maths.
 mod common;
+/// The Grafana dashboard's queries through a real Prometheus scraping the service.
+mod dashboard;
 /// `detective embed` as a user runs it: formats, order, errors.
 mod embed_cli;
 /// Rust encoder against reference token ids and embeddings from `transformers`.

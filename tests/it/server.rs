@@ -2,7 +2,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -25,6 +25,8 @@ pub struct Server {
     pub db: PathBuf,
     _dir: Option<tempfile::TempDir>,
     pub client: reqwest::blocking::Client,
+    /// Every line the server wrote to stderr so far.
+    pub log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Server {
@@ -54,8 +56,11 @@ impl Server {
             .expect("start detective serve");
         let stderr = child.stderr.take().expect("stderr");
         let (tx, rx) = mpsc::channel();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let sink = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line.clone());
                 if let Some(rest) = line.strip_prefix("listening on http://") {
                     let addr = rest
                         .split_whitespace()
@@ -79,6 +84,7 @@ impl Server {
                 .timeout(Duration::from_secs(300))
                 .build()
                 .expect("client"),
+            log,
         }
     }
 
