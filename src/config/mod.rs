@@ -2,9 +2,10 @@
 //! flags and environment variables into these; components never read the
 //! environment themselves.
 
-/// Model name used when none is given.
-pub const DEFAULT_MODEL: &str = "minilm";
-/// Default truncation length in tokens.
+/// Model name used when none is given: MiniLM fine-tuned with the
+/// multi-level contrastive loss (`models/detective-minilm`).
+pub const DEFAULT_MODEL: &str = "detective-minilm";
+/// Truncation length in tokens for a model whose manifest names none.
 pub const DEFAULT_MAX_LENGTH: usize = 512;
 
 /// How to load and run the text encoder.

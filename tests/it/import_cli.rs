@@ -202,7 +202,10 @@ fn detect_votes_with_imported_references() {
     assert_eq!(v["neighbours"][0]["label"], first["label"]);
     let score = v["score"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&score));
-    assert!(v["encoder"].as_str().unwrap().starts_with("minilm@"));
+    assert!(v["encoder"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("{}@", detective::config::DEFAULT_MODEL)));
     assert!(
         v["operating_point"]["threshold"].is_number(),
         "calibrated at import: {v}"

@@ -36,7 +36,10 @@ fn detect_single_batch_and_explain(s: &Server) {
     assert!(["human", "machine"].contains(&one["label"].as_str().unwrap()));
     let score = one["score"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&score), "{score}");
-    assert!(one["encoder"].as_str().unwrap().starts_with("minilm@"));
+    assert!(one["encoder"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("{}@", detective::config::DEFAULT_MODEL)));
     assert!(one["novel"].is_boolean() && one["attribution"]["families"].is_array());
     assert!(
         one.get("neighbours").is_none(),
@@ -217,6 +220,11 @@ fn bad_input_gets_4xx_naming_the_problem(s: &Server) {
     let many: Vec<String> = (0..9).map(|i| format!("text {i}")).collect();
     let words = "lorem ipsum dolor sit amet ".repeat(600); // ~3,000 words, < 20,000 chars
     let chars = "a".repeat(25_000);
+    let model_tokens = format!(
+        "{} tokens",
+        detective::encoder::registry::default_max_length(detective::config::DEFAULT_MODEL)
+            .unwrap_or(detective::config::DEFAULT_MAX_LENGTH)
+    );
     let cases: Vec<(&str, Vec<u8>, u16, &str, &str)> = vec![
         (
             "/detect",
@@ -336,7 +344,7 @@ fn bad_input_gets_4xx_naming_the_problem(s: &Server) {
             json!({"text": words}).to_string().into_bytes(),
             422,
             "too_many_tokens",
-            "512 tokens",
+            &model_tokens,
         ),
         (
             "/detect",
