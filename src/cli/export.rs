@@ -84,12 +84,10 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<()> {
     }
 
     let mut sums = BTreeMap::new();
-    for f in [
-        "config.json",
-        "model.safetensors",
-        "tokenizer.json",
-        "training.json",
-    ] {
+    for f in registry::REQUIRED_FILES
+        .into_iter()
+        .chain(["training.json"])
+    {
         sums.insert(f.to_owned(), sha256_file(&tmp.join(f))?);
     }
     let config = ModelConfig::from_file(&tmp.join("config.json"))?;

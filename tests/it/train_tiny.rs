@@ -125,4 +125,33 @@ fn loss_falls_checkpoints_load_and_a_killed_run_resumes() {
     assert!((norm - 1.0).abs() < 1e-4);
     let best = dir.path().join("best");
     assert!(best.join("model.safetensors").is_file() && best.join("state.json").is_file());
+
+    // `detective export` makes it a named model: f16 weights at about half
+    // the size, a manifest whose checksums verify on load, the trained
+    // max_length as its default, and the same embeddings up to f16 rounding.
+    let out = dir.path().join("exported");
+    let run = std::process::Command::new(super::common::bin())
+        .args(["export", "--name", "tiny-export", "--checkpoint"])
+        .arg(&last)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["max_length"], 64);
+    assert_eq!(manifest["training"]["steps"], 8);
+    let size = |p: std::path::PathBuf| std::fs::metadata(p).unwrap().len() as f64;
+    let ratio = size(out.join("weights/model.safetensors")) / size(last.join("model.safetensors"));
+    assert!((0.45..0.55).contains(&ratio), "f16 size ratio {ratio}");
+    let exported = load(&out.display().to_string());
+    assert_eq!(exported.id().name, "tiny-export");
+    let w = exported.embed(&["A text."]).unwrap();
+    let cos: f32 = v[0].iter().zip(&w[0]).map(|(a, b)| a * b).sum();
+    assert!(cos > 0.9999, "exported embedding differs: cosine {cos}");
 }
