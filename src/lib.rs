@@ -19,6 +19,7 @@ pub mod config;
 pub mod detect;
 pub mod encoder;
 pub mod eval;
+pub mod hold;
 pub mod index;
 pub mod metrics;
 pub mod store;

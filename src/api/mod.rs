@@ -123,7 +123,7 @@ async fn observe(req: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map_or("unmatched", |p| p.as_str())
         .to_owned();
-    let method = req.method().as_str().to_ascii_lowercase();
+    let method = method_label(req.method());
     let id = request_id(&req);
     if let Some(bytes) = req
         .headers()
@@ -135,11 +135,13 @@ async fn observe(req: Request, next: Next) -> Response {
             .observe(bytes as f64);
     }
     let span = tracing::info_span!("request", id = %id, method = %method, route = %route);
+    let mut pending = Abandoned(Some(route.clone()));
     let mut resp = next.run(req).instrument(span.clone()).await;
+    pending.0 = None;
     let status = resp.status();
     let elapsed = started.elapsed().as_secs_f64();
     metrics::HTTP_REQUESTS
-        .with_label_values(&[&route, &method, status.as_str()])
+        .with_label_values(&[&route, method, status.as_str()])
         .inc();
     metrics::HTTP_SECONDS
         .with_label_values(&[&route])
@@ -154,6 +156,36 @@ async fn observe(req: Request, next: Next) -> Response {
         resp.headers_mut().insert("x-request-id", v);
     }
     resp
+}
+
+/// Counts a request whose future is dropped before it answers: the client
+/// closed the connection.
+struct Abandoned(Option<String>);
+
+impl Drop for Abandoned {
+    fn drop(&mut self) {
+        if let Some(route) = &self.0 {
+            metrics::HTTP_ABANDONED.with_label_values(&[route]).inc();
+        }
+    }
+}
+
+/// The method as a metric label: the standard methods, every other one
+/// folded into `other` so clients cannot create label values.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "get",
+        Method::POST => "post",
+        Method::PUT => "put",
+        Method::DELETE => "delete",
+        Method::HEAD => "head",
+        Method::OPTIONS => "options",
+        Method::PATCH => "patch",
+        Method::TRACE => "trace",
+        Method::CONNECT => "connect",
+        _ => "other",
+    }
 }
 
 /// The caller's `x-request-id` when it is short and printable, else a new one.

@@ -240,6 +240,7 @@ async fn load(
         .set(1);
     let counts = store.counts().await?;
     metrics::set_references(&counts.by_family);
+    crate::hold::wait("ready");
     Ok(Detector::new(store, handle, refs, vote, decision))
 }
 

@@ -125,6 +125,7 @@ pub async fn import(
             write_batch(&batch, store, encoder, opts, &mut report).await?;
             batch.clear();
             progress(&report);
+            crate::hold::wait("import");
         }
     }
     write_batch(&batch, store, encoder, opts, &mut report).await?;

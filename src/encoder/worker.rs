@@ -122,6 +122,7 @@ fn run(encoder: &Encoder, rx: &Receiver<Job>, coalesce_tokens: usize) {
     let _guard = tch::no_grad_guard();
     while let Ok(first) = rx.recv() {
         metrics::QUEUE_DEPTH.dec();
+        crate::hold::wait("encoder");
         let mut tokens: usize = first.seqs.iter().map(Vec::len).sum();
         let mut jobs = vec![first];
         while tokens < coalesce_tokens {

@@ -122,6 +122,13 @@ pub static JOBS_CANCELLED: LazyLock<IntCounter> = LazyLock::new(|| {
         "Encoding jobs dropped because their client had gone",
     )
 });
+pub static HTTP_ABANDONED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter_vec(
+        "detective_http_abandoned_total",
+        "Requests whose client went away before the answer was ready, by route",
+        &["route"],
+    )
+});
 pub static VERDICTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     counter_vec(
         "detective_verdicts_total",
@@ -232,6 +239,7 @@ pub fn init() {
     LazyLock::force(&QUEUE_DEPTH);
     LazyLock::force(&QUEUE_REJECTED);
     LazyLock::force(&JOBS_CANCELLED);
+    LazyLock::force(&HTTP_ABANDONED);
     LazyLock::force(&VERDICTS);
     LazyLock::force(&NOVEL);
     LazyLock::force(&ATTRIBUTIONS);

@@ -11,6 +11,8 @@ mod dashboard;
 mod embed_cli;
 /// Rust encoder against reference token ids and embeddings from `transformers`.
 mod encoder_parity;
+/// The GPU trainer's CPU round trip: pack, train, split, unpack, load.
+mod gpu_trainer;
 /// import (kill and resume, bad lines), detect and reindex through the CLI.
 mod import_cli;
 /// HNSW recall against exact search.

@@ -9,76 +9,60 @@ use super::server::{code, long_text, Server, ADMIN, HUMANISH};
 
 #[test]
 fn full_queue_answers_429_and_gone_clients_are_not_encoded() {
+    // The encoder thread is held with a job in hand: one more job fills the
+    // queue (capacity 1), and every further request must be refused. No
+    // step depends on how fast the machine encodes.
     let s = Server::start(&["--queue-capacity", "1", "--coalesce-tokens", "1"]);
-    let texts: Vec<String> = (0..6).map(long_text).collect();
-    let body = json!({ "texts": texts });
-    let mut statuses = Vec::new();
+    let held = s.log_count("held at encoder");
+    s.hold();
+    let body = json!({ "texts": (0..4).map(long_text).collect::<Vec<_>>() });
+    let cancelled = "detective_jobs_cancelled_total";
+    let abandoned = "detective_http_abandoned_total{route=\"/detect\"}";
+    let before = s.metric(cancelled);
     std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..12)
-            .map(|_| {
-                scope.spawn(|| {
-                    let r = s
-                        .client
-                        .post(s.url("/detect"))
-                        .bearer_auth(ADMIN)
-                        .json(&body)
-                        .send()
-                        .unwrap();
-                    let retry = r.headers().get("retry-after").is_some();
-                    let st = r.status().as_u16();
-                    let b: Value = r.json().unwrap();
-                    (st, retry, b)
-                })
-            })
-            .collect();
-        statuses = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        let first = scope.spawn(|| s.post("/detect", Some(ADMIN), &body));
+        s.wait_log("held at encoder", held);
+        // Queued behind the held job by a client that gives up.
+        let impatient = scope.spawn(|| {
+            reqwest::blocking::Client::builder()
+                .timeout(Duration::from_millis(300))
+                .build()
+                .unwrap()
+                .post(s.url("/detect"))
+                .bearer_auth(ADMIN)
+                .json(&json!({"text": long_text(99)}))
+                .send()
+        });
+        s.wait_metric("detective_queue_depth", 1.0);
+        for _ in 0..3 {
+            let r = s
+                .client
+                .post(s.url("/detect"))
+                .bearer_auth(ADMIN)
+                .json(&body)
+                .send()
+                .unwrap();
+            assert_eq!(r.status(), 429);
+            assert!(
+                r.headers().get("retry-after").is_some(),
+                "429 carries Retry-After"
+            );
+            let b: Value = r.json().unwrap();
+            assert_eq!(code(&b), "queue_full");
+        }
+        assert!(
+            impatient.join().unwrap().is_err(),
+            "the impatient client times out while queued"
+        );
+        // The server has dropped the abandoned request before the encoder
+        // moves on, so its job must be skipped, not encoded.
+        s.wait_metric(abandoned, 1.0);
+        s.release();
+        let (st, b) = first.join().unwrap();
+        assert_eq!(st, 200, "the held request is served: {b}");
     });
-    let busy: Vec<_> = statuses.iter().filter(|(st, _, _)| *st == 429).collect();
-    let ok = statuses.iter().filter(|(st, _, _)| *st == 200).count();
-    assert!(!busy.is_empty(), "a saturated queue answers 429");
-    assert!(ok >= 1, "queued requests are served");
-    assert_eq!(
-        busy.len() + ok,
-        statuses.len(),
-        "only 200 or 429: {statuses:?}"
-    );
-    for (_, retry, b) in &busy {
-        assert!(*retry, "429 carries Retry-After");
-        assert_eq!(code(b), "queue_full");
-    }
-
-    // A request whose client gives up while queued is dropped unencoded.
-    let cancelled = |s: &Server| -> f64 {
-        s.metrics()
-            .lines()
-            .find(|l| l.starts_with("detective_jobs_cancelled_total"))
-            .and_then(|l| l.split_whitespace().last())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0)
-    };
-    let before = cancelled(&s);
-    let big = json!({ "texts": (0..12).map(long_text).collect::<Vec<_>>() });
-    std::thread::scope(|scope| {
-        let busy = scope.spawn(|| s.post("/detect", Some(ADMIN), &big));
-        std::thread::sleep(Duration::from_millis(500));
-        let impatient = reqwest::blocking::Client::builder()
-            .timeout(Duration::from_millis(200))
-            .build()
-            .unwrap();
-        let r = impatient
-            .post(s.url("/detect"))
-            .bearer_auth(ADMIN)
-            .json(&json!({"text": long_text(99)}))
-            .send();
-        assert!(r.is_err(), "the impatient client times out while queued");
-        let (st, _) = busy.join().unwrap();
-        assert_eq!(st, 200);
-    });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while cancelled(&s) <= before {
-        assert!(Instant::now() < deadline, "the abandoned job was encoded");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    s.wait_metric(cancelled, before + 1.0);
+    assert!(s.metric("detective_queue_rejected_total") >= 3.0);
     let (st, _) = s.post("/detect", Some(ADMIN), &json!({"text": HUMANISH}));
     assert_eq!(st, 200, "still serving");
 }
@@ -86,24 +70,19 @@ fn full_queue_answers_429_and_gone_clients_are_not_encoded() {
 #[test]
 fn not_ready_until_the_index_is_built() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::spawn(&dir.path().join("d.db"), &[]);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while s
-        .client
-        .get(s.url("/health"))
-        .send()
-        .map(|r| r.status() != 200)
-        .unwrap_or(true)
-    {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    // Seeding the default references and building the index take seconds.
+    let db = dir.path().join("d.db");
+    // Start-up holds just before it declares itself ready.
+    std::fs::write(Server::hold_path(&db), b"").unwrap();
+    let s = Server::spawn(&db, &[]);
+    s.wait_log("held at ready", 0);
+    let r = s.client.get(s.url("/health")).send().unwrap();
+    assert_eq!(r.status(), 200, "alive while starting");
     let r = s.client.get(s.url("/ready")).send().unwrap();
     assert_eq!(r.status(), 503);
     assert!(r.headers().get("retry-after").is_some());
     let (st, b) = s.post("/detect", Some(ADMIN), &json!({"text": HUMANISH}));
     assert_eq!((st, code(&b)), (503, "not_ready"));
+    s.release();
     s.wait_ready();
     let (st, _) = s.post("/detect", Some(ADMIN), &json!({"text": HUMANISH}));
     assert_eq!(st, 200);
@@ -114,13 +93,17 @@ fn sigterm_finishes_requests_in_flight() {
     let s = Server::start(&[]);
     let texts: Vec<String> = (0..16).map(long_text).collect();
     let pid = s.child.id().to_string();
+    s.hold();
     std::thread::scope(|scope| {
         let inflight = scope.spawn(|| s.post("/detect", Some(ADMIN), &json!({ "texts": texts })));
-        std::thread::sleep(Duration::from_millis(400));
+        // The request is on the encoder thread when the signal arrives.
+        s.wait_log("held at encoder", 0);
         // The shell's built-in kill: no procps needed on the test machine.
         let term = format!("kill -TERM {pid}");
         let sent = Command::new("sh").args(["-c", &term]).status().unwrap();
         assert!(sent.success());
+        s.wait_log("shutting down", 0);
+        s.release();
         let (st, b) = inflight.join().unwrap();
         assert_eq!(st, 200, "{b}");
         assert_eq!(b["results"].as_array().unwrap().len(), 16);

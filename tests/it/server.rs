@@ -23,6 +23,8 @@ pub struct Server {
     pub child: Child,
     pub base: String,
     pub db: PathBuf,
+    /// While this file exists the server holds (see `detective::hold`).
+    pub hold: PathBuf,
     _dir: Option<tempfile::TempDir>,
     pub client: reqwest::blocking::Client,
     /// Every line the server wrote to stderr so far.
@@ -49,6 +51,7 @@ impl Server {
             .arg(db)
             .args(extra)
             .env("DETECTIVE_ADMIN_KEY", ADMIN)
+            .env("DETECTIVE_HOLD_FILE", Self::hold_path(db))
             .env("DETECTIVE_THREADS", "2")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -79,12 +82,64 @@ impl Server {
             child,
             base: format!("http://{addr}"),
             db: db.to_owned(),
+            hold: Self::hold_path(db),
             _dir: None,
             client: reqwest::blocking::Client::builder()
                 .timeout(Duration::from_secs(300))
                 .build()
                 .expect("client"),
             log,
+        }
+    }
+
+    /// The hold file of a server on `db`.
+    pub fn hold_path(db: &Path) -> PathBuf {
+        db.with_extension("hold")
+    }
+
+    /// Holds the encoder thread (and start-up) until [`Server::release`].
+    pub fn hold(&self) {
+        std::fs::write(&self.hold, b"").expect("create the hold file");
+    }
+
+    pub fn release(&self) {
+        let _ = std::fs::remove_file(&self.hold);
+    }
+
+    /// Log lines so far that contain `needle`.
+    pub fn log_count(&self, needle: &str) -> usize {
+        let log = self.log.lock().expect("log");
+        log.iter().filter(|l| l.contains(needle)).count()
+    }
+
+    /// Waits until the server has logged `needle` more than `seen` times.
+    #[track_caller]
+    pub fn wait_log(&self, needle: &str, seen: usize) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while self.log_count(needle) <= seen {
+            assert!(Instant::now() < deadline, "server never logged {needle:?}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The value of a metric series (the first line starting with
+    /// `series`), 0 when absent.
+    pub fn metric(&self, series: &str) -> f64 {
+        self.metrics()
+            .lines()
+            .find(|l| l.starts_with(series))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    /// Waits until `series` reaches `value`.
+    #[track_caller]
+    pub fn wait_metric(&self, series: &str, value: f64) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while self.metric(series) < value {
+            assert!(Instant::now() < deadline, "{series} never reached {value}");
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 

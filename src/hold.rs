@@ -1,0 +1,34 @@
+//! A brake for drills: while the file named by `DETECTIVE_HOLD_FILE` exists,
+//! the encoder thread holds each batch it has taken before encoding it,
+//! `serve` holds just before it declares itself ready, and `import` holds
+//! after each committed batch. A drill (or a test)
+//! can then keep the service busy or starting for exactly as long as it
+//! chooses: a saturated queue, a shutdown with work in flight, requests
+//! during start-up. Unset, it costs one branch per batch.
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+fn path() -> Option<&'static PathBuf> {
+    static PATH: OnceLock<Option<PathBuf>> = OnceLock::new();
+    PATH.get_or_init(|| {
+        std::env::var_os("DETECTIVE_HOLD_FILE")
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from)
+    })
+    .as_ref()
+}
+
+/// Blocks the calling thread while the hold file exists; logs `held at
+/// {point}` when it starts waiting and `released at {point}`.
+pub fn wait(point: &str) {
+    let Some(path) = path() else { return };
+    if !path.exists() {
+        return;
+    }
+    tracing::warn!(path = %path.display(), "held at {point}");
+    while path.exists() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    tracing::warn!("released at {point}");
+}
