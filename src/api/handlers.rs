@@ -33,12 +33,24 @@ pub async fn health() -> Json<serde_json::Value> {
 
 pub async fn ready(State(state): Shared) -> Result<Json<serde_json::Value>, ApiError> {
     let d = detector(&state)?;
-    Ok(Json(json!({"status": "ready", "references": d.len()})))
+    let refs = d.live().snapshot();
+    Ok(Json(json!({
+        "status": "ready",
+        "references": refs.len(),
+        "applied_seq": refs.applied(),
+    })))
 }
 
 pub async fn info(State(state): Shared) -> Result<Json<serde_json::Value>, ApiError> {
     let d = detector(&state)?;
     let counts = d.counts().await?;
+    let refs = d.live().snapshot();
+    let store_seq = d
+        .live()
+        .positions()
+        .await
+        .map_err(crate::detect::DetectError::from)?
+        .1;
     let enc = d.encoder().id();
     let cfg = d.vote_config();
     let c = &state.config;
@@ -51,7 +63,14 @@ pub async fn info(State(state): Shared) -> Result<Json<serde_json::Value>, ApiEr
             "max_length": enc.max_length,
             "dimensions": d.encoder().dim(),
         },
-        "index": {"kind": c.index_kind, "voting": d.len()},
+        // What this process votes with, beside what the store holds: a
+        // replica behind the store shows applied_seq < store_seq.
+        "index": {
+            "kind": c.index_kind,
+            "voting": refs.len(),
+            "tombstones": refs.tombstones(),
+            "applied_seq": refs.applied(),
+        },
         "k": cfg.k,
         "decision": match d.decision() {
             Decision::Majority => "majority",
@@ -60,6 +79,7 @@ pub async fn info(State(state): Shared) -> Result<Json<serde_json::Value>, ApiEr
         "operating_point": cfg.operating_point,
         "novelty_threshold": cfg.novelty_threshold,
         "references": {
+            "store_seq": store_seq,
             "total": counts.total,
             "deleted": counts.deleted,
             "by_label": counts.by_label,

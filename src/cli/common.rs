@@ -82,17 +82,7 @@ pub fn redact(url: &str) -> String {
 
 /// Every active reference with its vector.
 pub async fn all_rows(store: &dyn Store) -> anyhow::Result<Vec<VectorRow>> {
-    let mut rows = Vec::new();
-    let mut after = 0;
-    loop {
-        let page = store.vectors(after, 8192).await?;
-        let Some(last) = page.last() else {
-            break;
-        };
-        after = last.id;
-        rows.extend(page);
-    }
-    Ok(rows)
+    Ok(crate::detect::live::all_rows(store).await?)
 }
 
 /// Fills an empty store with the shipped default references, using the

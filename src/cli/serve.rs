@@ -15,6 +15,7 @@ use super::common::{
 use super::EncoderArgs;
 use crate::api::{self, ApiConfig, AppState, Overlength};
 use crate::detect::keys::{create_key, KeyRing, Scope};
+use crate::detect::live::Live;
 use crate::detect::{check_encoder, Decision, Detector};
 use crate::encoder::{Embed, Encoder, EncoderHandle, WorkerConfig};
 use crate::metrics;
@@ -65,6 +66,10 @@ pub struct ServeArgs {
     /// Most tokens coalesced from queued requests into one encoder call.
     #[arg(long, env = "DETECTIVE_COALESCE_TOKENS", default_value_t = 32_768)]
     pub coalesce_tokens: usize,
+    /// Longest wait between two reads of the store's change feed, in
+    /// milliseconds (PostgreSQL also wakes replicas at once by notification).
+    #[arg(long, env = "DETECTIVE_FEED_POLL_MS", default_value_t = 500)]
+    pub feed_poll_ms: u64,
     /// Bootstrap key with every scope (kept only in the environment).
     #[arg(long, env = "DETECTIVE_ADMIN_KEY", hide_env_values = true)]
     pub admin_key: Option<String>,
@@ -107,7 +112,7 @@ impl ServeArgs {
         format!(
             "listen={} db={} model={} max_length={} device={} index={} decision={} target_fpr={} \
              k={} open_detect={} max_items={} max_text_chars={} max_body_bytes={} overlength={} \
-             queue_capacity={} coalesce_tokens={} admin_key={}",
+             queue_capacity={} coalesce_tokens={} feed_poll_ms={} admin_key={}",
             self.listen,
             redact(&self.store.db),
             self.encoder.model,
@@ -124,6 +129,7 @@ impl ServeArgs {
             self.overlength,
             self.queue_capacity,
             self.coalesce_tokens,
+            self.feed_poll_ms,
             if self.admin_key.is_some() {
                 "set"
             } else {
@@ -171,14 +177,17 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
                 queue_capacity: args.queue_capacity,
                 coalesce_tokens: args.coalesce_tokens.max(1),
             };
-            let (k, target_fpr) = (args.k, args.target_fpr);
+            let policy = Policy {
+                k: args.k,
+                target_fpr: args.target_fpr,
+                decision,
+                feed_poll: std::time::Duration::from_millis(args.feed_poll_ms.max(10)),
+            };
             // The encoder is not `Sync`, so loading runs on a blocking thread
             // that drives its own futures.
             let rt = tokio::runtime::Handle::current();
             tokio::task::spawn_blocking(move || {
-                let loaded = rt.block_on(load(
-                    store, enc_cfg, index, workers, k, target_fpr, decision,
-                ));
+                let loaded = rt.block_on(load(store, enc_cfg, index, workers, policy));
                 match loaded {
                     Ok(detector) => {
                         let d = state.detector.get_or_init(|| Arc::new(detector));
@@ -199,19 +208,34 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
     })
 }
 
+/// How the loaded service votes and follows the store.
+struct Policy {
+    k: Option<usize>,
+    target_fpr: f64,
+    decision: Decision,
+    feed_poll: std::time::Duration,
+}
+
 async fn load(
     store: Arc<dyn Store>,
     enc_cfg: crate::config::EncoderConfig,
     index: IndexArgs,
     workers: WorkerConfig,
-    k: Option<usize>,
-    target_fpr: f64,
-    decision: Decision,
+    policy: Policy,
 ) -> anyhow::Result<Detector> {
+    let Policy {
+        k,
+        target_fpr,
+        decision,
+        feed_poll,
+    } = policy;
     let encoder = Encoder::load(&enc_cfg)
         .with_context(|| format!("cannot load model {:?}", enc_cfg.model))?;
     seed_if_empty(store.as_ref(), &encoder).await?;
     check_encoder(store.as_ref(), encoder.id()).await?;
+    // The feed position first: changes made while the rows are read are
+    // applied again by the first catch-up, which is harmless.
+    let seq = store.last_seq().await?;
     let rows = all_rows(store.as_ref()).await?;
     anyhow::ensure!(
         !rows.is_empty(),
@@ -222,6 +246,11 @@ async fn load(
     let dim = encoder.dim();
     let started = Instant::now();
     let refs = build_references(&rows, dim, kind)?;
+    refs.mark_applied(seq);
+    let live = Arc::new(Live::new(store.clone(), refs, kind));
+    // Whatever changed while the rows were read, then every later change.
+    live.catch_up().await?;
+    tokio::spawn(live.clone().follow(feed_poll));
     metrics::INDEX_BUILD_SECONDS.set(started.elapsed().as_secs_f64());
     let mut vote = cal
         .map(|c| c.vote_config(Some(target_fpr)))
@@ -241,7 +270,7 @@ async fn load(
     let counts = store.counts().await?;
     metrics::set_references(&counts.by_family);
     crate::hold::wait("ready");
-    Ok(Detector::new(store, handle, refs, vote, decision))
+    Ok(Detector::new(store, handle, live, vote, decision))
 }
 
 /// With no admin key in the environment and no key in the store, creates an

@@ -2,21 +2,22 @@
 //! (embed -> search -> vote), add and delete references.
 //!
 //! [`References`] pairs a [`VectorIndex`] with the metadata of each slot and
-//! the set of deleted ids; searches over-fetch by the number of deletions
-//! not yet compacted, so a deleted reference stops voting at once.
+//! its tombstones; [`live::Live`] keeps one in step with the store's change
+//! feed and compacts it when deletions pile up.
 pub mod calibrate;
 pub mod import;
 pub mod keys;
+pub mod live;
 pub mod seed;
 mod service;
 pub mod vote;
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::RwLock;
 
 use crate::encoder::EncoderId;
 use crate::index::{self, IndexKind, VectorIndex};
-use crate::store::{Label, Store, StoreError, VectorRow};
+use crate::store::{Change, Label, Store, StoreError, VectorRow};
 pub use calibrate::Calibration;
 pub use service::{Decision, Detection, Detector, Tokens};
 pub use vote::{vote, Neighbour, Verdict, VoteConfig};
@@ -55,97 +56,196 @@ struct Meta {
     source: Option<String>,
 }
 
-/// The searchable reference set: index + per-slot metadata + deletions.
+impl Meta {
+    fn of(r: &VectorRow) -> Self {
+        Self {
+            id: r.id,
+            label: r.label,
+            model: r.model.clone(),
+            family: r.family.clone(),
+            source: r.source.clone(),
+        }
+    }
+}
+
+/// A searchable set of references: the index plus what each slot is.
+///
+/// One lock guards one [`Inner`], so there is no lock order to get wrong;
+/// every critical section is a few map operations, an index insert or one
+/// search. Invariants of `Inner`:
+/// - slot `s` of `index` is described by `slots[s]` (same length);
+/// - `by_id[id]` is the one slot of reference `id` (an id never has two);
+/// - `slots[s].live` is false for a deleted reference (a tombstone), and
+///   `dead` counts the tombstones; a search over-fetches by `dead`;
+/// - `applied` is the highest change-feed sequence number applied.
+///
+/// Changes are applied as states (this reference now looks like this, or is
+/// deleted), so applying one twice, or an older state after a newer one has
+/// been read from the feed, cannot resurrect or duplicate anything.
 pub struct References {
+    inner: RwLock<Inner>,
+}
+
+struct Slot {
+    meta: Meta,
+    live: bool,
+}
+
+struct Inner {
     index: Box<dyn VectorIndex>,
-    meta: RwLock<Vec<Meta>>,
-    /// Ids that have a slot in the index (deleted or not).
-    indexed: RwLock<HashSet<i64>>,
-    deleted: RwLock<HashSet<i64>>,
+    slots: Vec<Slot>,
+    by_id: HashMap<i64, usize>,
+    dead: usize,
+    applied: i64,
 }
 
 impl References {
     pub fn new(kind: IndexKind, dim: usize, capacity: usize) -> Self {
         Self {
-            index: index::build(kind, dim, capacity),
-            meta: RwLock::new(Vec::with_capacity(capacity)),
-            indexed: RwLock::new(HashSet::with_capacity(capacity)),
-            deleted: RwLock::new(HashSet::new()),
+            inner: RwLock::new(Inner {
+                index: index::build(kind, dim, capacity),
+                slots: Vec::with_capacity(capacity),
+                by_id: HashMap::with_capacity(capacity),
+                dead: 0,
+                applied: 0,
+            }),
         }
     }
 
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// References that vote.
     pub fn len(&self) -> usize {
-        self.index.len() - self.deleted.read().expect("lock").len()
+        let inner = self.read();
+        inner.slots.len() - inner.dead
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    pub fn dim(&self) -> usize {
-        self.index.dim()
+    /// Deleted references still holding a slot.
+    pub fn tombstones(&self) -> usize {
+        self.read().dead
     }
 
-    /// Adds rows (their vectors and metadata); visible to the next search.
-    /// A row whose id already has a slot (a restored deletion) only votes
-    /// again.
+    pub fn dim(&self) -> usize {
+        self.read().index.dim()
+    }
+
+    /// The highest change-feed sequence number applied.
+    pub fn applied(&self) -> i64 {
+        self.read().applied
+    }
+
+    /// Records that the feed has been applied up to `seq` (after a build
+    /// from rows read at that position).
+    pub fn mark_applied(&self, seq: i64) {
+        let mut inner = self.write();
+        inner.applied = inner.applied.max(seq);
+    }
+
+    /// Adds live references (an index build); a row whose id already has a
+    /// slot takes the row's metadata and votes again.
     pub fn add(&self, rows: &[VectorRow]) -> Result<(), DetectError> {
-        if let Some(bad) = rows.iter().find(|r| r.embedding.len() != self.dim()) {
+        let changes: Vec<Change> = rows
+            .iter()
+            .map(|r| Change {
+                seq: 0,
+                id: r.id,
+                row: Some(r.clone()),
+            })
+            .collect();
+        self.apply(&changes)
+    }
+
+    /// Applies change-feed entries (in sequence order).
+    pub fn apply(&self, changes: &[Change]) -> Result<(), DetectError> {
+        let dim = self.dim();
+        if let Some(bad) = changes
+            .iter()
+            .filter_map(|c| c.row.as_ref())
+            .find(|r| r.embedding.len() != dim)
+        {
             return Err(DetectError::Dimension {
                 got: bad.embedding.len(),
-                want: self.dim(),
+                want: dim,
             });
         }
-        // Metadata first, under the lock, so a slot is never searchable
-        // without its metadata.
-        let mut meta = self.meta.write().expect("lock");
-        let mut indexed = self.indexed.write().expect("lock");
-        let mut deleted = self.deleted.write().expect("lock");
-        let (old, rows): (Vec<&VectorRow>, Vec<&VectorRow>) =
-            rows.iter().partition(|r| indexed.contains(&r.id));
-        for r in old {
-            deleted.remove(&r.id);
+        let mut inner = self.write();
+        let inner = &mut *inner;
+        let mut fresh: Vec<&VectorRow> = Vec::new();
+        for c in changes {
+            inner.applied = inner.applied.max(c.seq);
+            match (&c.row, inner.by_id.get(&c.id)) {
+                (None, Some(&s)) => {
+                    if std::mem::replace(&mut inner.slots[s].live, false) {
+                        inner.dead += 1;
+                    }
+                }
+                (None, None) => {}
+                (Some(row), Some(&s)) => {
+                    // Same text, same encoder: same vector. The metadata is
+                    // the store's current one (a restore may relabel).
+                    let slot = &mut inner.slots[s];
+                    slot.meta = Meta::of(row);
+                    if !std::mem::replace(&mut slot.live, true) {
+                        inner.dead -= 1;
+                    }
+                }
+                (Some(row), None) => {
+                    if !fresh.iter().any(|f| f.id == row.id) {
+                        fresh.push(row);
+                    }
+                }
+            }
         }
-        if rows.is_empty() {
-            return Ok(());
+        if !fresh.is_empty() {
+            let vectors: Vec<&[f32]> = fresh.iter().map(|r| r.embedding.as_slice()).collect();
+            let first = inner.index.add(&vectors);
+            debug_assert_eq!(first, inner.slots.len());
+            for (i, r) in fresh.iter().enumerate() {
+                inner.by_id.insert(r.id, first + i);
+                inner.slots.push(Slot {
+                    meta: Meta::of(r),
+                    live: true,
+                });
+            }
         }
-        let vectors: Vec<&[f32]> = rows.iter().map(|r| r.embedding.as_slice()).collect();
-        let first = self.index.add(&vectors);
-        debug_assert_eq!(first, meta.len());
-        meta.extend(rows.iter().map(|r| Meta {
-            id: r.id,
-            label: r.label,
-            model: r.model.clone(),
-            family: r.family.clone(),
-            source: r.source.clone(),
-        }));
-        indexed.extend(rows.iter().map(|r| r.id));
         Ok(())
     }
 
     /// Stops a reference from voting.
     pub fn remove(&self, id: i64) {
-        if self.indexed.read().expect("lock").contains(&id) {
-            self.deleted.write().expect("lock").insert(id);
-        }
+        let _ = self.apply(&[Change {
+            seq: 0,
+            id,
+            row: None,
+        }]);
     }
 
-    /// The `k` nearest live references, most similar first.
+    /// The `k` nearest live references, most similar first. Blocking work:
+    /// call it off the async runtime's worker threads.
     pub fn search(&self, query: &[f32], k: usize) -> Vec<Neighbour> {
-        let deleted = self.deleted.read().expect("lock");
-        let hits = self.index.search(query, k + deleted.len());
-        let meta = self.meta.read().expect("lock");
+        let inner = self.read();
+        let hits = inner.index.search(query, k + inner.dead);
         hits.into_iter()
-            .filter_map(|h| meta.get(h.slot).map(|m| (h, m)))
-            .filter(|(_, m)| !deleted.contains(&m.id))
+            .filter_map(|h| inner.slots.get(h.slot).map(|s| (h, s)))
+            .filter(|(_, s)| s.live)
             .take(k)
-            .map(|(h, m)| Neighbour {
-                id: m.id,
+            .map(|(h, s)| Neighbour {
+                id: s.meta.id,
                 similarity: h.similarity,
-                label: m.label,
-                model: m.model.clone(),
-                family: m.family.clone(),
-                source: m.source.clone(),
+                label: s.meta.label,
+                model: s.meta.model.clone(),
+                family: s.meta.family.clone(),
+                source: s.meta.source.clone(),
             })
             .collect()
     }

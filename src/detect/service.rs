@@ -6,10 +6,11 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{vote, DetectError, References, Verdict, VoteConfig};
+use super::live::Live;
+use super::{vote, DetectError, Verdict, VoteConfig};
 use crate::encoder::EncoderHandle;
 use crate::metrics;
-use crate::store::{Counts, Inserted, Label, NewReference, Reference, Store, VectorRow};
+use crate::store::{Counts, Inserted, Label, NewReference, Reference, Store};
 
 /// Which label a verdict reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,7 +32,7 @@ pub struct Detection {
 pub struct Detector {
     store: Arc<dyn Store>,
     encoder: EncoderHandle,
-    refs: References,
+    refs: Arc<Live>,
     vote: VoteConfig,
     decision: Decision,
 }
@@ -44,11 +45,11 @@ impl Detector {
     pub fn new(
         store: Arc<dyn Store>,
         encoder: EncoderHandle,
-        refs: References,
+        refs: Arc<Live>,
         vote: VoteConfig,
         decision: Decision,
     ) -> Self {
-        metrics::INDEX_VECTORS.set(refs.len() as i64);
+        metrics::INDEX_VECTORS.set(refs.snapshot().len() as i64);
         Self {
             store,
             encoder,
@@ -72,11 +73,16 @@ impl Detector {
 
     /// References that vote.
     pub fn len(&self) -> usize {
-        self.refs.len()
+        self.refs.snapshot().len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.refs.is_empty()
+        self.refs.snapshot().is_empty()
+    }
+
+    /// The live reference set (for its follower task and `/info`).
+    pub fn live(&self) -> &Arc<Live> {
+        &self.refs
     }
 
     /// Tokenizes on the blocking pool, off the async runtime.
@@ -109,23 +115,31 @@ impl Detector {
         if let Some(k) = k {
             cfg.k = k;
         }
-        let mut out = Vec::with_capacity(n);
-        for v in &vectors {
-            let started = Instant::now();
-            let neighbours = self.refs.search(v, cfg.k);
-            let searched = Instant::now();
-            metrics::stage("search", (searched - started).as_secs_f64());
-            let Some(verdict) = vote(&neighbours, &cfg) else {
-                return Err(DetectError::NoReferences);
-            };
-            metrics::stage("vote", searched.elapsed().as_secs_f64());
-            let label = match (self.decision, &verdict.operating_point) {
-                (Decision::OperatingPoint, Some(op)) => op.label,
-                _ => verdict.label,
-            };
-            record(label, &verdict);
-            out.push(Detection { label, verdict });
-        }
+        // Search and vote are CPU work: off the async workers, on one
+        // snapshot of the reference set.
+        let refs = self.refs.snapshot();
+        let decision = self.decision;
+        let out = tokio::task::spawn_blocking(move || {
+            vectors
+                .iter()
+                .map(|v| {
+                    let started = Instant::now();
+                    let neighbours = refs.search(v, cfg.k);
+                    let searched = Instant::now();
+                    metrics::stage("search", (searched - started).as_secs_f64());
+                    let verdict = vote(&neighbours, &cfg).ok_or(DetectError::NoReferences)?;
+                    metrics::stage("vote", searched.elapsed().as_secs_f64());
+                    let label = match (decision, &verdict.operating_point) {
+                        (Decision::OperatingPoint, Some(op)) => op.label,
+                        _ => verdict.label,
+                    };
+                    record(label, &verdict);
+                    Ok(Detection { label, verdict })
+                })
+                .collect::<Result<Vec<_>, DetectError>>()
+        })
+        .await
+        .map_err(|_| DetectError::Worker(crate::encoder::WorkerError::Failed))??;
         Ok(out)
     }
 
@@ -147,32 +161,19 @@ impl Detector {
             .await
             .inspect_err(|_| metrics::STORE_ERRORS.inc())?;
         metrics::stage("store", started.elapsed().as_secs_f64());
-        let rows: Vec<VectorRow> = items
-            .into_iter()
-            .zip(vectors)
-            .zip(&inserted)
-            .map(|((item, embedding), ins)| {
-                if ins.created {
-                    metrics::REFERENCES_ADDED
-                        .with_label_values(&[
-                            item.label.as_str(),
-                            item.family.as_deref().unwrap_or("unknown"),
-                        ])
-                        .inc();
-                }
-                VectorRow {
-                    id: ins.id,
-                    label: item.label,
-                    model: item.model,
-                    family: item.family,
-                    source: item.source,
-                    group: item.group,
-                    embedding,
-                }
-            })
-            .collect();
-        self.refs.add(&rows)?;
-        metrics::INDEX_VECTORS.set(self.refs.len() as i64);
+        for (item, ins) in items.iter().zip(&inserted) {
+            if ins.created {
+                metrics::REFERENCES_ADDED
+                    .with_label_values(&[
+                        item.label.as_str(),
+                        item.family.as_deref().unwrap_or("unknown"),
+                    ])
+                    .inc();
+            }
+        }
+        // What the store now holds, not what this request said: an existing
+        // text keeps its stored labels, a batch's duplicates are one row.
+        self.refs.catch_up().await?;
         self.refresh_reference_gauge().await;
         Ok(inserted)
     }
@@ -194,9 +195,8 @@ impl Detector {
             .await
             .inspect_err(|_| metrics::STORE_ERRORS.inc())?;
         if done {
-            self.refs.remove(id);
             metrics::REFERENCES_DELETED.inc();
-            metrics::INDEX_VECTORS.set(self.refs.len() as i64);
+            self.refs.catch_up().await?;
             self.refresh_reference_gauge().await;
         }
         Ok(done)

@@ -180,6 +180,28 @@ pub static INDEX_VECTORS: LazyLock<IntGauge> = LazyLock::new(|| {
         "Vectors that vote (indexed minus deleted)",
     )
 });
+pub static INDEX_TOMBSTONES: LazyLock<IntGauge> = LazyLock::new(|| {
+    gauge(
+        "detective_index_tombstones",
+        "Deleted references still holding an index slot (compacted in the background)",
+    )
+});
+pub static FEED_APPLIED_SEQ: LazyLock<IntGauge> = LazyLock::new(|| {
+    gauge(
+        "detective_feed_applied_seq",
+        "Highest change-feed sequence number this process has applied",
+    )
+});
+pub static FEED_SYNCED: LazyLock<Gauge> = LazyLock::new(|| {
+    register(
+        Gauge::new(
+            "detective_feed_synced_timestamp_seconds",
+            "Unix time of the last successful catch-up with the store's change feed \
+             (time() minus this is the replication lag bound)",
+        )
+        .expect("valid metric"),
+    )
+});
 pub static INDEX_BUILD_SECONDS: LazyLock<Gauge> = LazyLock::new(|| {
     register(
         Gauge::new(
@@ -240,6 +262,9 @@ pub fn init() {
     LazyLock::force(&QUEUE_REJECTED);
     LazyLock::force(&JOBS_CANCELLED);
     LazyLock::force(&HTTP_ABANDONED);
+    LazyLock::force(&INDEX_TOMBSTONES);
+    LazyLock::force(&FEED_APPLIED_SEQ);
+    LazyLock::force(&FEED_SYNCED);
     LazyLock::force(&VERDICTS);
     LazyLock::force(&NOVEL);
     LazyLock::force(&ATTRIBUTIONS);

@@ -22,7 +22,7 @@ use crate::encoder::EncoderId;
 pub use keys::{ApiKey, KeyStore};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
-pub use types::{text_sha256, Counts, Inserted, Label, NewReference, Reference, VectorRow};
+pub use types::{text_sha256, Change, Counts, Inserted, Label, NewReference, Reference, VectorRow};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -67,6 +67,16 @@ pub trait Store: KeyStore {
         encoder: &EncoderId,
     ) -> Result<(), StoreError>;
     async fn counts(&self) -> Result<Counts, StoreError>;
+    /// The change feed: references whose latest change has a sequence
+    /// number above `after`, in sequence order, each in its current state.
+    async fn changes(&self, after: i64, limit: i64) -> Result<Vec<Change>, StoreError>;
+    /// The highest sequence number of the change feed (0 when empty).
+    async fn last_seq(&self) -> Result<i64, StoreError>;
+    /// Returns when another process may have changed the references
+    /// (PostgreSQL: a notification on the feed's channel), or after
+    /// `timeout`. Callers read the feed either way, so a missed wake-up
+    /// only delays, never loses, a change.
+    async fn wait_change(&self, timeout: std::time::Duration);
     async fn save_calibration(&self, encoder: &EncoderId, body: &str) -> Result<(), StoreError>;
     async fn calibration(&self, encoder: &EncoderId) -> Result<Option<String>, StoreError>;
 }

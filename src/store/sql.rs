@@ -4,18 +4,51 @@
 //!
 //! [`Store`]: super::Store
 
-pub const INSERT: &str = "INSERT INTO reference (text, text_sha256, label, model, family, source, \
+/// The next sequence number of the change feed. Writers are serialised
+/// (SQLite has one writer; PostgreSQL writers take [`Feed::lock`] first), so
+/// numbers are assigned in commit order and a reader never skips one.
+macro_rules! next_seq {
+    () => {
+        "(SELECT COALESCE(MAX(seq), 0) + 1 FROM reference)"
+    };
+}
+
+pub const INSERT: &str = concat!(
+    "INSERT INTO reference (text, text_sha256, label, model, family, source, \
      domain, attack, lang, group_key, embedding, encoder_name, encoder_checksum, \
-     encoder_max_length, added_by, added_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
-     ON CONFLICT (text_sha256) DO NOTHING RETURNING id";
+     encoder_max_length, added_by, added_at, seq) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, ",
+    next_seq!(),
+    ") ON CONFLICT (text_sha256) DO NOTHING RETURNING id"
+);
 pub const FIND_BY_HASH: &str =
     "SELECT id, deleted_at IS NOT NULL AS deleted FROM reference WHERE text_sha256 = $1";
-pub const RESTORE: &str = "UPDATE reference SET deleted_at = NULL, label = $2, model = $3, family = $4, \
-     embedding = $5, encoder_name = $6, encoder_checksum = $7, encoder_max_length = $8 WHERE id = $1";
+pub const RESTORE: &str = concat!(
+    "UPDATE reference SET deleted_at = NULL, label = $2, model = $3, family = $4, \
+     embedding = $5, encoder_name = $6, encoder_checksum = $7, encoder_max_length = $8, seq = ",
+    next_seq!(),
+    " WHERE id = $1"
+);
 pub const GET: &str = "SELECT * FROM reference WHERE id = $1";
-pub const DELETE: &str =
-    "UPDATE reference SET deleted_at = $2 WHERE id = $1 AND deleted_at IS NULL";
+pub const DELETE: &str = concat!(
+    "UPDATE reference SET deleted_at = $2, seq = ",
+    next_seq!(),
+    " WHERE id = $1 AND deleted_at IS NULL"
+);
+pub const CHANGES: &str =
+    "SELECT id, seq, deleted_at IS NOT NULL AS deleted, label, model, family, source, group_key, \
+     embedding FROM reference WHERE seq > $1 ORDER BY seq LIMIT $2";
+pub const LAST_SEQ: &str = "SELECT COALESCE(MAX(seq), 0) AS seq FROM reference";
+
+/// What differs between the two databases around the change feed.
+pub struct Feed {
+    /// Run first in every writing transaction: serialises writers so that
+    /// sequence numbers are assigned in commit order.
+    pub lock: Option<&'static str>,
+    /// Run last in every writing transaction: wakes the other replicas
+    /// (delivered on commit).
+    pub notify: Option<&'static str>,
+}
 pub const VECTORS: &str =
     "SELECT id, label, model, family, source, group_key, embedding FROM reference \
      WHERE deleted_at IS NULL AND id > $1 ORDER BY id LIMIT $2";
@@ -42,7 +75,27 @@ pub const CALIBRATION: &str = "SELECT body FROM calibration WHERE encoder_name =
 
 /// Implements `Store` for a struct with a `pool` field of a sqlx pool type.
 macro_rules! impl_store {
-    ($store:ty, $row:ty) => {
+    ($store:ty, $row:ty, $feed:expr) => {
+        const FEED: $crate::store::sql::Feed = $feed;
+
+        fn row_to_vector(r: &$row) -> Result<$crate::store::VectorRow, $crate::store::StoreError> {
+            use sqlx::Row;
+            let id: i64 = r.try_get("id")?;
+            let label: String = r.try_get("label")?;
+            let bytes: Vec<u8> = r.try_get("embedding")?;
+            Ok($crate::store::VectorRow {
+                id,
+                label: label
+                    .parse()
+                    .map_err(|reason| $crate::store::StoreError::Corrupt { id, reason })?,
+                model: r.try_get("model")?,
+                family: r.try_get("family")?,
+                source: r.try_get("source")?,
+                group: r.try_get("group_key")?,
+                embedding: $crate::store::decode_vector(id, &bytes)?,
+            })
+        }
+
         fn row_to_reference(
             r: &$row,
         ) -> Result<$crate::store::Reference, $crate::store::StoreError> {
@@ -93,6 +146,9 @@ macro_rules! impl_store {
                 let now = chrono::Utc::now();
                 let max_length = encoder.max_length as i32;
                 let mut tx = self.pool.begin().await?;
+                if let Some(lock) = FEED.lock {
+                    sqlx::query(lock).execute(&mut *tx).await?;
+                }
                 let mut out = Vec::with_capacity(items.len());
                 for (item, emb) in items.iter().zip(embeddings) {
                     let hash = $crate::store::text_sha256(&item.text);
@@ -147,6 +203,11 @@ macro_rules! impl_store {
                         created: deleted,
                     });
                 }
+                if let Some(notify) = FEED.notify {
+                    if out.iter().any(|i| i.created) {
+                        sqlx::query(notify).execute(&mut *tx).await?;
+                    }
+                }
                 tx.commit().await?;
                 Ok(out)
             }
@@ -187,12 +248,60 @@ macro_rules! impl_store {
             }
 
             async fn delete(&self, id: i64) -> Result<bool, $crate::store::StoreError> {
+                let mut tx = self.pool.begin().await?;
+                if let Some(lock) = FEED.lock {
+                    sqlx::query(lock).execute(&mut *tx).await?;
+                }
                 let done = sqlx::query($crate::store::sql::DELETE)
                     .bind(id)
                     .bind(chrono::Utc::now())
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?;
-                Ok(done.rows_affected() == 1)
+                let done = done.rows_affected() == 1;
+                if let (true, Some(notify)) = (done, FEED.notify) {
+                    sqlx::query(notify).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(done)
+            }
+
+            async fn changes(
+                &self,
+                after: i64,
+                limit: i64,
+            ) -> Result<Vec<$crate::store::Change>, $crate::store::StoreError> {
+                use sqlx::Row;
+                let rows = sqlx::query($crate::store::sql::CHANGES)
+                    .bind(after)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|r| {
+                        let deleted: bool = r.try_get("deleted")?;
+                        Ok($crate::store::Change {
+                            seq: r.try_get("seq")?,
+                            id: r.try_get("id")?,
+                            row: if deleted {
+                                None
+                            } else {
+                                Some(row_to_vector(r)?)
+                            },
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn last_seq(&self) -> Result<i64, $crate::store::StoreError> {
+                use sqlx::Row;
+                Ok(sqlx::query($crate::store::sql::LAST_SEQ)
+                    .fetch_one(&self.pool)
+                    .await?
+                    .try_get("seq")?)
+            }
+
+            async fn wait_change(&self, timeout: std::time::Duration) {
+                self.wait_for_change(timeout).await;
             }
 
             async fn vectors(
@@ -200,30 +309,12 @@ macro_rules! impl_store {
                 after_id: i64,
                 limit: i64,
             ) -> Result<Vec<$crate::store::VectorRow>, $crate::store::StoreError> {
-                use sqlx::Row;
                 let rows = sqlx::query($crate::store::sql::VECTORS)
                     .bind(after_id)
                     .bind(limit)
                     .fetch_all(&self.pool)
                     .await?;
-                rows.iter()
-                    .map(|r| {
-                        let id: i64 = r.try_get("id")?;
-                        let label: String = r.try_get("label")?;
-                        let bytes: Vec<u8> = r.try_get("embedding")?;
-                        Ok($crate::store::VectorRow {
-                            id,
-                            label: label.parse().map_err(|reason| {
-                                $crate::store::StoreError::Corrupt { id, reason }
-                            })?,
-                            model: r.try_get("model")?,
-                            family: r.try_get("family")?,
-                            source: r.try_get("source")?,
-                            group: r.try_get("group_key")?,
-                            embedding: $crate::store::decode_vector(id, &bytes)?,
-                        })
-                    })
-                    .collect()
+                rows.iter().map(row_to_vector).collect()
             }
 
             async fn encoders(

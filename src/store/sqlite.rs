@@ -28,7 +28,21 @@ impl SqliteStore {
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
         Ok(Self { pool })
     }
+
+    /// One process writes a SQLite file, so there is nothing to listen
+    /// to: callers poll.
+    async fn wait_for_change(&self, timeout: std::time::Duration) {
+        tokio::time::sleep(timeout).await;
+    }
 }
 
-impl_store!(SqliteStore, sqlx::sqlite::SqliteRow);
+// SQLite has one writer at a time, which orders the feed by itself.
+impl_store!(
+    SqliteStore,
+    sqlx::sqlite::SqliteRow,
+    super::sql::Feed {
+        lock: None,
+        notify: None,
+    }
+);
 impl_key_store!(SqliteStore, sqlx::sqlite::SqliteRow);

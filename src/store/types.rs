@@ -88,6 +88,16 @@ pub struct VectorRow {
     pub embedding: Vec<f32>,
 }
 
+/// One entry of the change feed: the current state of a reference whose
+/// latest change got sequence number `seq`. `row` is `None` when the
+/// reference is deleted.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub seq: i64,
+    pub id: i64,
+    pub row: Option<VectorRow>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Inserted {
     pub id: i64,
