@@ -276,3 +276,131 @@ pub fn detect_vectors(
         .map(|q| vote(&refs.search(q, cfg.k), cfg))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn unit(i: usize) -> Vec<f32> {
+        // Distinct directions in 8 dimensions.
+        let mut v: Vec<f32> = (0..8)
+            .map(|d| ((i * 31 + d * 17) % 13) as f32 - 6.0)
+            .collect();
+        v[i % 8] += 40.0;
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.iter().map(|x| x / n).collect()
+    }
+
+    fn row(id: i64, label: Label, family: &str) -> VectorRow {
+        VectorRow {
+            id,
+            label,
+            model: Some(format!("{family}-1")),
+            family: Some(family.into()),
+            source: None,
+            group: None,
+            embedding: unit(id as usize),
+        }
+    }
+
+    fn live(seq: i64, r: VectorRow) -> Change {
+        Change {
+            seq,
+            id: r.id,
+            row: Some(r),
+        }
+    }
+
+    fn gone(seq: i64, id: i64) -> Change {
+        Change { seq, id, row: None }
+    }
+
+    #[test]
+    fn applies_store_states_one_slot_per_reference() {
+        let refs = References::new(IndexKind::Exact, 8, 16);
+        refs.apply(&[
+            live(1, row(1, Label::Machine, "a")),
+            live(2, row(2, Label::Human, "human")),
+        ])
+        .unwrap();
+        assert_eq!((refs.len(), refs.applied()), (2, 2));
+        // Deleted: stops voting at once, leaves a tombstone.
+        refs.apply(&[gone(3, 1)]).unwrap();
+        assert_eq!((refs.len(), refs.tombstones()), (1, 1));
+        assert!(refs.search(&unit(1), 2).iter().all(|n| n.id != 1));
+        // Restored with a corrected label: the same slot, the new label.
+        refs.apply(&[live(4, row(1, Label::Human, "human"))])
+            .unwrap();
+        assert_eq!((refs.len(), refs.tombstones()), (2, 0));
+        let top = &refs.search(&unit(1), 1)[0];
+        assert_eq!((top.id, top.label), (1, Label::Human));
+        // The same reference twice in one batch takes one slot.
+        refs.add(&[row(5, Label::Machine, "b"), row(5, Label::Machine, "b")])
+            .unwrap();
+        assert_eq!(refs.len(), 3);
+        let ids: Vec<i64> = refs.search(&unit(5), 3).iter().map(|n| n.id).collect();
+        assert_eq!(ids.iter().filter(|&&i| i == 5).count(), 1, "{ids:?}");
+        // Deleting what was never indexed, or twice, changes nothing.
+        refs.apply(&[gone(6, 99), gone(7, 2), gone(8, 2)]).unwrap();
+        assert_eq!((refs.len(), refs.tombstones(), refs.applied()), (2, 1, 8));
+    }
+
+    #[test]
+    fn concurrent_readers_and_writers_neither_block_nor_lose_changes() {
+        let refs = Arc::new(References::new(IndexKind::Exact, 8, 64));
+        refs.add(&[row(1000, Label::Human, "human")]).unwrap();
+        let writers: Vec<_> = (0..4)
+            .map(|w| {
+                let refs = refs.clone();
+                std::thread::spawn(move || {
+                    for i in 0..100 {
+                        let id = (w * 100 + i) as i64;
+                        refs.add(&[row(id, Label::Machine, "m")]).unwrap();
+                        if i % 4 == 0 {
+                            refs.remove(id);
+                        }
+                    }
+                })
+            })
+            .collect();
+        let readers: Vec<_> = (0..4)
+            .map(|r| {
+                let refs = refs.clone();
+                std::thread::spawn(move || {
+                    let mut searches = 0;
+                    for i in 0..300 {
+                        let hits = refs.search(&unit(i + r), 5);
+                        assert!(!hits.is_empty() && hits.len() <= 5);
+                        assert!(hits.windows(2).all(|p| p[0].similarity >= p[1].similarity));
+                        searches += 1;
+                    }
+                    searches
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        let searches: usize = readers.into_iter().map(|r| r.join().unwrap()).sum();
+        assert_eq!(searches, 1200);
+        assert_eq!(refs.len(), 1 + 4 * 75);
+        assert_eq!(refs.tombstones(), 4 * 25);
+        for id in [1_i64, 102, 399] {
+            assert_eq!(
+                refs.search(&unit(id as usize), 400)
+                    .iter()
+                    .filter(|n| n.id == id)
+                    .count(),
+                1
+            );
+        }
+        for id in [0_i64, 104, 396] {
+            assert!(refs
+                .search(&unit(id as usize), 400)
+                .iter()
+                .all(|n| n.id != id));
+        }
+    }
+}

@@ -23,6 +23,8 @@ mod loss_parity;
 mod serve_api;
 /// The server's life cycle: full queue, readiness, SIGTERM, kill -9.
 mod serve_lifecycle;
+/// Concurrent detect and reference traffic; replicas on one PostgreSQL.
+mod serve_replicas;
 /// Training-free incremental adaptation through `POST /reference`.
 mod serve_tfia;
 /// A real `detective serve` process for HTTP tests.

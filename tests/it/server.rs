@@ -46,12 +46,22 @@ impl Server {
     /// Starts a server on `db` without waiting for readiness.
     #[track_caller]
     pub fn spawn(db: &Path, extra: &[&str]) -> Self {
+        Self::spawn_on(
+            db.to_str().expect("utf-8 path"),
+            &Self::hold_path(db),
+            extra,
+        )
+    }
+
+    /// Starts a server on the store at `db` (a path or a database URL),
+    /// held while `hold` exists, without waiting for readiness.
+    #[track_caller]
+    pub fn spawn_on(db: &str, hold: &Path, extra: &[&str]) -> Self {
         let mut child = Command::new(super::common::bin())
-            .args(["serve", "--listen", "127.0.0.1:0", "--db"])
-            .arg(db)
+            .args(["serve", "--listen", "127.0.0.1:0", "--db", db])
             .args(extra)
             .env("DETECTIVE_ADMIN_KEY", ADMIN)
-            .env("DETECTIVE_HOLD_FILE", Self::hold_path(db))
+            .env("DETECTIVE_HOLD_FILE", hold)
             .env("DETECTIVE_THREADS", "2")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -81,8 +91,8 @@ impl Server {
         Self {
             child,
             base: format!("http://{addr}"),
-            db: db.to_owned(),
-            hold: Self::hold_path(db),
+            db: PathBuf::from(db),
+            hold: hold.to_owned(),
             _dir: None,
             client: reqwest::blocking::Client::builder()
                 .timeout(Duration::from_secs(300))

@@ -152,6 +152,128 @@ async fn contract(store: Arc<dyn Store>) {
     );
 }
 
+/// The change feed: every add, restore and delete gets the next sequence
+/// number with the row's current state; and a follower that reads the feed
+/// while several writers commit at once ends with exactly the store's state
+/// (no sequence number becomes visible after a higher one was read).
+async fn feed_contract(store: Arc<dyn Store>) {
+    use std::collections::HashMap;
+    let t = tag();
+    let s0 = store.last_seq().await.unwrap();
+    let a = item(&format!("{t} feed a"), Label::Human, None);
+    let b = item(&format!("{t} feed b"), Label::Machine, Some("openai"));
+    let b_again = item(&format!("{t}   feed b "), Label::Human, None);
+    let ids = store
+        .insert(
+            &[a.clone(), b, b_again],
+            &[vector(0.1), vector(0.2), vector(0.2)],
+            &encoder(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ids[1].id, ids[2].id, "a batch's duplicates are one row");
+    let feed = store.changes(s0, 100).await.unwrap();
+    let mine: Vec<_> = feed
+        .iter()
+        .filter(|c| c.id == ids[0].id || c.id == ids[1].id)
+        .collect();
+    assert_eq!(mine.len(), 2, "one entry per reference");
+    assert!(mine[0].seq < mine[1].seq);
+    let row = mine[1].row.as_ref().expect("live");
+    assert_eq!(
+        (row.label, row.family.as_deref()),
+        (Label::Machine, Some("openai")),
+        "the first stored state, not the duplicate's"
+    );
+    let s1 = store.last_seq().await.unwrap();
+    assert!(s1 >= mine[1].seq);
+
+    // Delete, then restore with other labels: the feed shows each state.
+    assert!(store.delete(ids[0].id).await.unwrap());
+    let del = store.changes(s1, 100).await.unwrap();
+    let gone = del.iter().find(|c| c.id == ids[0].id).expect("in the feed");
+    assert!(gone.row.is_none());
+    let relabelled = NewReference {
+        label: Label::Machine,
+        family: Some("google".into()),
+        ..a
+    };
+    store
+        .insert(&[relabelled], &[vector(0.1)], &encoder())
+        .await
+        .unwrap();
+    let back = store.changes(gone.seq, 100).await.unwrap();
+    let back = back.iter().find(|c| c.id == ids[0].id).expect("restored");
+    assert_eq!(back.row.as_ref().unwrap().label, Label::Machine);
+    assert_eq!(back.row.as_ref().unwrap().family.as_deref(), Some("google"));
+
+    // Concurrent writers and one follower.
+    let start = store.last_seq().await.unwrap();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let follower = {
+        let store = store.clone();
+        let done = done.clone();
+        tokio::spawn(async move {
+            let mut state: HashMap<i64, bool> = HashMap::new();
+            let mut at = start;
+            loop {
+                let finished = done.load(std::sync::atomic::Ordering::Acquire);
+                let page = store.changes(at, 1000).await.unwrap();
+                for c in &page {
+                    assert!(c.seq > at, "sequence numbers only grow");
+                    at = c.seq;
+                    state.insert(c.id, c.row.is_some());
+                }
+                if finished && page.is_empty() {
+                    return state;
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let store = store.clone();
+            let t = t.clone();
+            tokio::spawn(async move {
+                let mut ids = Vec::new();
+                for i in 0..10 {
+                    let it = item(&format!("{t} w{w} {i}"), Label::Human, None);
+                    let got = store
+                        .insert(&[it], &[vector(0.3)], &encoder())
+                        .await
+                        .unwrap();
+                    if i % 3 == 0 {
+                        assert!(store.delete(got[0].id).await.unwrap());
+                    }
+                    ids.push(got[0].id);
+                }
+                ids
+            })
+        })
+        .collect();
+    // Other tests may write to the same database meanwhile: compare on
+    // this test's references only.
+    let mut written = std::collections::HashSet::new();
+    for w in writers {
+        written.extend(w.await.unwrap());
+    }
+    done.store(true, std::sync::atomic::Ordering::Release);
+    let mut followed = follower.await.unwrap();
+    followed.retain(|id, _| written.contains(id));
+    let truth: HashMap<i64, bool> = store
+        .changes(start, 100_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| written.contains(&c.id))
+        .map(|c| (c.id, c.row.is_some()))
+        .collect();
+    assert_eq!(truth.len(), 40);
+    assert_eq!(truth.values().filter(|live| !**live).count(), 16);
+    assert_eq!(followed, truth, "the follower missed or reordered a change");
+}
+
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Runtime::new().unwrap()
 }
@@ -167,6 +289,7 @@ fn sqlite_store_meets_the_contract() {
             .await
             .unwrap();
         assert_eq!(reopened.counts().await.unwrap().total, 3);
+        feed_contract(reopened).await;
     });
 }
 
@@ -180,7 +303,11 @@ fn postgres_store_meets_the_contract() {
         eprintln!("skipped: DETECTIVE_TEST_POSTGRES is not set");
         return;
     };
-    rt().block_on(async { contract(store::open(&url).await.unwrap()).await });
+    rt().block_on(async {
+        let store = store::open(&url).await.unwrap();
+        contract(store.clone()).await;
+        feed_contract(store).await;
+    });
 }
 
 #[test]
