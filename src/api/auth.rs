@@ -14,8 +14,7 @@ pub async fn require(
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
+        .and_then(bearer)
         .filter(|k| !k.is_empty())
         .ok_or(ApiError::Unauthorized)?;
     let principal = state
@@ -33,6 +32,13 @@ pub async fn require(
     } else {
         Err(ApiError::Forbidden(scope))
     }
+}
+
+/// The key of an `Authorization: Bearer KEY` header; the scheme is
+/// case-insensitive, as in every HTTP authentication scheme.
+fn bearer(value: &str) -> Option<&str> {
+    let (scheme, key) = value.trim_start().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| key.trim())
 }
 
 /// Like [`require`], but detection may be configured open to anyone.

@@ -2,7 +2,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -118,15 +118,38 @@ fn check_texts<'a>(
 ) -> Result<(), ApiError> {
     let max = state.config.max_text_chars;
     for (field, text) in fields.iter().zip(texts) {
-        if text.trim().is_empty() {
-            return Err(ApiError::invalid(format!("{field} is empty")));
+        if text.chars().all(invisible) {
+            return Err(ApiError::invalid(format!(
+                "{field} is empty (no visible characters)"
+            )));
         }
+        check_no_nul(field, text)?;
         let chars = text.chars().count();
         if chars > max {
             return Err(ApiError::TooLarge(format!(
                 "{field} has {chars} characters; the limit is {max} (--max-text-chars)"
             )));
         }
+    }
+    Ok(())
+}
+
+/// Whitespace and the zero-width and formatting characters that render as
+/// nothing: a text made only of these is empty.
+fn invisible(c: char) -> bool {
+    c.is_whitespace()
+        || matches!(
+            c,
+            '\u{200B}'..='\u{200F}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}' | '\u{00AD}' | '\u{034F}'
+        )
+}
+
+/// NUL is valid JSON but no database text type stores it.
+fn check_no_nul(field: &str, value: &str) -> Result<(), ApiError> {
+    if value.contains('\0') {
+        return Err(ApiError::invalid(format!(
+            "{field} contains a NUL character (U+0000)"
+        )));
     }
     Ok(())
 }
@@ -254,12 +277,24 @@ pub async fn add_reference(
     };
     check_texts(&state, &fields, items.iter().map(|i| i.text.as_str()))?;
     for (i, item) in items.iter().enumerate() {
+        let at = if batch {
+            format!("items[{i}].")
+        } else {
+            String::new()
+        };
+        for (name, value) in [
+            ("model", &item.model),
+            ("family", &item.family),
+            ("source", &item.source),
+            ("domain", &item.domain),
+            ("attack", &item.attack),
+            ("lang", &item.lang),
+        ] {
+            if let Some(v) = value {
+                check_no_nul(&format!("{at}{name}"), v)?;
+            }
+        }
         if item.label == Label::Human && item.model.as_deref().is_some_and(|m| m != "human") {
-            let at = if batch {
-                format!("items[{i}].")
-            } else {
-                String::new()
-            };
             return Err(ApiError::invalid(format!(
                 "{at}model: a human reference cannot name a generator model"
             )));
@@ -310,7 +345,10 @@ fn to_new(i: ReferenceItem, added_by: &str) -> NewReference {
     }
 }
 
-fn parse_id(raw: &str) -> Result<i64, ApiError> {
+/// The id of `/reference/{id}`; a segment that is not UTF-8 (`%FF`) gets
+/// the same JSON error as one that is not a number.
+fn parse_id(raw: Result<Path<String>, PathRejection>) -> Result<i64, ApiError> {
+    let Path(raw) = raw.map_err(|_| ApiError::invalid("id must be a positive integer"))?;
     raw.parse::<i64>()
         .ok()
         .filter(|id| *id > 0)
@@ -320,10 +358,10 @@ fn parse_id(raw: &str) -> Result<i64, ApiError> {
 pub async fn get_reference(
     State(state): Shared,
     headers: HeaderMap,
-    Path(raw): Path<String>,
+    raw: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     require(&state, &headers, Scope::ReferenceWrite).await?;
-    let id = parse_id(&raw)?;
+    let id = parse_id(raw)?;
     let d = detector(&state)?;
     match d.get(id).await? {
         Some(r) => Ok(Json(r).into_response()),
@@ -334,10 +372,10 @@ pub async fn get_reference(
 pub async fn delete_reference(
     State(state): Shared,
     headers: HeaderMap,
-    Path(raw): Path<String>,
+    raw: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     require(&state, &headers, Scope::Admin).await?;
-    let id = parse_id(&raw)?;
+    let id = parse_id(raw)?;
     let d = detector(&state)?;
     if d.delete(id).await? {
         Ok(Json(Deleted { id, deleted: true }).into_response())

@@ -578,3 +578,53 @@ fn info_and_metrics(s: &Server) {
         assert!(text.contains(name), "/metrics lacks {name}");
     }
 }
+
+/// Input that is valid JSON but hostile to the store or the metrics gets a
+/// clear 4xx in the one error shape, and nothing is stored.
+#[test]
+fn hostile_input_gets_a_clear_error() {
+    let s = Server::start(&[]);
+    let before = s.get("/info", Some(ADMIN)).1["references"]["total"].clone();
+    for (path, body, field) in [
+        ("/detect", json!({"text": "a\u{0}b"}), "text"),
+        (
+            "/reference",
+            json!({"text": "nul in family", "label": "machine", "family": "x\u{0}"}),
+            "family",
+        ),
+        (
+            "/detect",
+            json!({"text": "\u{200B}\u{200B} \u{2060}\u{FEFF}"}),
+            "text",
+        ),
+    ] {
+        let (st, b) = s.post(path, Some(ADMIN), &body);
+        assert_eq!((st, code(&b)), (422, "invalid_request"), "{b}");
+        assert!(message(&b).contains(field), "{b}");
+    }
+    assert_eq!(s.get("/info", Some(ADMIN)).1["references"]["total"], before);
+
+    // The scheme is case-insensitive.
+    let r = s
+        .client
+        .post(s.url("/detect"))
+        .header("authorization", format!("bearer {ADMIN}"))
+        .json(&json!({"text": HUMANISH}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // A path segment that is not UTF-8: the JSON error shape.
+    let (st, b) = s.get("/reference/%FF", Some(ADMIN));
+    assert_eq!((st, code(&b)), (422, "invalid_request"), "{b}");
+
+    // Made-up methods do not become label values.
+    for m in ["RANDOM123", "RANDOM456"] {
+        let method = reqwest::Method::from_bytes(m.as_bytes()).unwrap();
+        let r = s.client.request(method, s.url("/health")).send().unwrap();
+        assert!(r.status().is_client_error());
+    }
+    let metrics = s.metrics();
+    assert!(!metrics.to_lowercase().contains("random123"));
+    assert!(metrics.contains("method=\"other\""));
+}
