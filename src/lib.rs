@@ -24,3 +24,4 @@ pub mod index;
 pub mod metrics;
 pub mod store;
 pub mod train;
+pub mod vocab;

@@ -63,22 +63,7 @@ pub enum EncoderError {
     Torch(#[from] tch::TchError),
 }
 
-/// Identity of the encoder that produced a vector: vectors from different
-/// identities are never compared.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct EncoderId {
-    pub name: String,
-    /// SHA-256 of `model.safetensors`.
-    pub checksum: String,
-    pub max_length: usize,
-}
-
-impl std::fmt::Display for EncoderId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let short = &self.checksum[..self.checksum.len().min(12)];
-        write!(f, "{}@{}/{}", self.name, short, self.max_length)
-    }
-}
+pub use crate::vocab::EncoderId;
 
 /// What the rest of the service needs from an encoder.
 pub trait Embed {

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::encoder::EncoderId;
+use crate::vocab::EncoderId;
 pub use keys::{ApiKey, KeyStore};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;

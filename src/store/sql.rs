@@ -116,7 +116,7 @@ macro_rules! impl_store {
                 attack: r.try_get("attack")?,
                 lang: r.try_get("lang")?,
                 group: r.try_get("group_key")?,
-                encoder: $crate::encoder::EncoderId {
+                encoder: $crate::vocab::EncoderId {
                     name: r.try_get("encoder_name")?,
                     checksum: r.try_get("encoder_checksum")?,
                     max_length: r.try_get::<i32, _>("encoder_max_length")? as usize,
@@ -133,7 +133,7 @@ macro_rules! impl_store {
                 &self,
                 items: &[$crate::store::NewReference],
                 embeddings: &[Vec<f32>],
-                encoder: &$crate::encoder::EncoderId,
+                encoder: &$crate::vocab::EncoderId,
             ) -> Result<Vec<$crate::store::Inserted>, $crate::store::StoreError> {
                 use sqlx::Row;
                 use $crate::store::sql;
@@ -319,7 +319,7 @@ macro_rules! impl_store {
 
             async fn encoders(
                 &self,
-            ) -> Result<Vec<($crate::encoder::EncoderId, i64)>, $crate::store::StoreError> {
+            ) -> Result<Vec<($crate::vocab::EncoderId, i64)>, $crate::store::StoreError> {
                 use sqlx::Row;
                 let rows = sqlx::query($crate::store::sql::ENCODERS)
                     .fetch_all(&self.pool)
@@ -327,7 +327,7 @@ macro_rules! impl_store {
                 rows.iter()
                     .map(|r| {
                         Ok((
-                            $crate::encoder::EncoderId {
+                            $crate::vocab::EncoderId {
                                 name: r.try_get("encoder_name")?,
                                 checksum: r.try_get("encoder_checksum")?,
                                 max_length: r.try_get::<i32, _>("encoder_max_length")? as usize,
@@ -357,7 +357,7 @@ macro_rules! impl_store {
             async fn set_embeddings(
                 &self,
                 rows: &[(i64, Vec<f32>)],
-                encoder: &$crate::encoder::EncoderId,
+                encoder: &$crate::vocab::EncoderId,
             ) -> Result<(), $crate::store::StoreError> {
                 let mut tx = self.pool.begin().await?;
                 for (id, emb) in rows {
@@ -400,7 +400,7 @@ macro_rules! impl_store {
 
             async fn save_calibration(
                 &self,
-                encoder: &$crate::encoder::EncoderId,
+                encoder: &$crate::vocab::EncoderId,
                 body: &str,
             ) -> Result<(), $crate::store::StoreError> {
                 sqlx::query($crate::store::sql::SAVE_CALIBRATION)
@@ -416,7 +416,7 @@ macro_rules! impl_store {
 
             async fn calibration(
                 &self,
-                encoder: &$crate::encoder::EncoderId,
+                encoder: &$crate::vocab::EncoderId,
             ) -> Result<Option<String>, $crate::store::StoreError> {
                 use sqlx::Row;
                 let row = sqlx::query($crate::store::sql::CALIBRATION)

@@ -2,42 +2,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::encoder::EncoderId;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Label {
-    Human,
-    Machine,
-}
-
-impl Label {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Human => "human",
-            Self::Machine => "machine",
-        }
-    }
-}
-
-impl std::str::FromStr for Label {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "human" => Ok(Self::Human),
-            "machine" => Ok(Self::Machine),
-            other => Err(format!(
-                "unknown label {other:?} (expected \"human\" or \"machine\")"
-            )),
-        }
-    }
-}
-
-impl std::fmt::Display for Label {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::vocab::{EncoderId, Label};
 
 /// A reference to add.
 #[derive(Debug, Clone, Serialize, Deserialize)]
