@@ -74,12 +74,12 @@ def pack_corpus(path, tokenizer, max_length, limit):
             records.append(r)
             if limit and len(records) >= limit:
                 break
-    models, families, groups = {}, {}, {}
+    models, families, groups, domains = {}, {}, {}, {}
 
     def intern(table, name):
         return table.setdefault(name, len(table))
 
-    label, model, family, group = [], [], [], []
+    label, model, family, group, domain = [], [], [], [], []
     for r in records:
         human = r["label"] == "human"
         m = "human" if human else (r.get("model") or "unknown")
@@ -89,6 +89,7 @@ def pack_corpus(path, tokenizer, max_length, limit):
         family.append(intern(families, fam))
         g = r.get("group") or hashlib.sha256(r["text"].encode()).hexdigest()
         group.append(intern(groups, g))
+        domain.append(intern(domains, r.get("domain") or r.get("source") or "unknown"))
     ids, offsets = [], [0]
     batch = 2048
     for s in range(0, len(records), batch):
@@ -105,6 +106,7 @@ def pack_corpus(path, tokenizer, max_length, limit):
         ("model", np.asarray(model, dtype=np.int32)),
         ("family", np.asarray(family, dtype=np.int32)),
         ("group", np.asarray(group, dtype=np.int32)),
+        ("domain", np.asarray(domain, dtype=np.int32)),
     ]
     meta = {
         "texts": len(records),
@@ -112,6 +114,7 @@ def pack_corpus(path, tokenizer, max_length, limit):
         "max_length": max_length,
         "models": list(models),
         "families": list(families),
+        "domains": list(domains),
         "arrays": [(name, a.dtype.str, int(a.size)) for name, a in arrays],
     }
     step = max(1, len(records) // 8)

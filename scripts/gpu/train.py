@@ -14,11 +14,13 @@ of the payload's probe texts, so the unpacked model can be checked against
 them).
 `scripts/gpu_unpack.py` turns OUT back into a model directory.
 
-Checkpoints are chosen on two validation sets carved from the training data
-and never trained on: held-out groups of the training families
-(in distribution), and one whole held-out family whose few samples are added
-as references before its other texts are scored (an unseen generator with
-training-free incremental adaptation). The score is their mean AvgRec.
+Checkpoints are chosen on validation sets carved from the training data and
+never trained on: held-out groups of the training families (in
+distribution); one whole held-out family (`--holdout-family`), and one whole
+held-out domain, its human and machine texts alike (`--holdout-domain`),
+whose few samples are added as references before their other texts are
+scored (an unseen generator, an unseen domain, each with training-free
+incremental adaptation). The score is their mean AvgRec.
 
 `python3 train.py loss-parity FIXTURE.json` checks the loss against the
 reference values of the DeTeCtive implementation.
@@ -230,6 +232,8 @@ class Corpus:
         self.family = arrays["family"].astype(np.int64)
         self.group = arrays["group"]
         self.families = meta["families"]
+        self.domains = meta.get("domains", [])
+        self.domain = arrays["domain"] if "domain" in arrays else np.full(len(self.label), -1)
 
     def __len__(self):
         return len(self.label)
@@ -249,18 +253,22 @@ def pad(corpus, idx, device):
     return torch.from_numpy(ids).to(device, non_blocking=True), torch.from_numpy(mask).to(device, non_blocking=True)
 
 
-def split(corpus, val_fraction, holdout_family, seed):
-    """(train, in-distribution validation, held-out family) index lists; a
-    text's side depends only on its group."""
-    train, val, held = [], [], []
-    hold = corpus.families.index(holdout_family) if holdout_family in corpus.families else -1
+def split(corpus, val_fraction, holdout_family, holdout_domain, seed):
+    """(train, in-distribution validation, held-out family, held-out domain)
+    index lists; a text's side depends only on its group."""
+    train, val, held, held_domain = [], [], [], []
+    hold = corpus.families.index(holdout_family) if holdout_family in corpus.families else -2
+    hold_d = corpus.domains.index(holdout_domain) if holdout_domain in corpus.domains else -2
     for i in range(len(corpus)):
+        if corpus.domain[i] == hold_d:
+            held_domain.append(i)
+            continue
         if corpus.family[i] == hold:
             held.append(i)
             continue
         h = hashlib.sha256(f"{seed}:{int(corpus.group[i])}".encode()).digest()
         (val if int.from_bytes(h[:8], "little") / 2**64 < val_fraction else train).append(i)
-    return train, val, held
+    return train, val, held, held_domain
 
 
 class Sampler:
@@ -333,27 +341,37 @@ def avg_rec(ref_vecs, ref_labels, q_vecs, q_labels, ks=(1, 3, 5, 10)):
 
 
 class Validator:
-    def __init__(self, corpus, train, val, held, args):
+    def __init__(self, corpus, train, val, held, held_domain, args):
         rng = random.Random(args.seed)
         self.corpus = corpus
         self.refs = rng.sample(train, min(args.val_refs, len(train)))
         self.queries = rng.sample(val, min(args.val_queries, len(val)))
+        # name -> (texts added as references, texts scored)
+        self.unseen = {}
         rng.shuffle(held)
-        self.added = held[: args.holdout_refs]
         unseen = held[args.holdout_refs : args.holdout_refs + args.val_queries // 2]
         humans = [i for i in self.queries if corpus.label[i] == HUMAN][: len(unseen)]
-        self.unseen = unseen + humans
+        if unseen and held[: args.holdout_refs]:
+            self.unseen["unseen_family_tfia"] = (held[: args.holdout_refs], unseen + humans)
+        # A held-out domain brings its own humans: add and score both labels.
+        rng.shuffle(held_domain)
+        by_label = [[i for i in held_domain if corpus.label[i] == c] for c in (HUMAN, MACHINE)]
+        half = args.holdout_refs // 2
+        added = by_label[0][:half] + by_label[1][:half]
+        scored = by_label[0][half : half + args.val_queries // 4] + by_label[1][half : half + args.val_queries // 4]
+        if all(by_label) and added and scored:
+            self.unseen["unseen_domain_tfia"] = (added, scored)
 
     def __call__(self, model, device, amp):
         c = self.corpus
         labels = lambda idx: torch.tensor(c.label[idx])  # noqa: E731
         refs = embed(model, c, self.refs, device, amp)
         scores = {"in_distribution": avg_rec(refs, labels(self.refs), embed(model, c, self.queries, device, amp), labels(self.queries))}
-        if self.unseen and self.added:
-            added = embed(model, c, self.added, device, amp)
+        for name, (added_idx, scored) in self.unseen.items():
+            added = embed(model, c, added_idx, device, amp)
             all_refs = torch.cat([refs, added])
-            all_labels = torch.cat([labels(self.refs), labels(self.added)])
-            scores["unseen_family_tfia"] = avg_rec(all_refs, all_labels, embed(model, c, self.unseen, device, amp), labels(self.unseen))
+            all_labels = torch.cat([labels(self.refs), labels(added_idx)])
+            scores[name] = avg_rec(all_refs, all_labels, embed(model, c, scored, device, amp), labels(scored))
         scores["score"] = sum(scores.values()) / len(scores)
         return scores
 
@@ -404,12 +422,13 @@ def train(args):
     params = list(model.parameters()) + list(head.parameters())
     opt = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.98), weight_decay=args.weight_decay, fused=device.type == "cuda")
 
-    train_idx, val_idx, held_idx = split(corpus, args.val_fraction, args.holdout_family, args.seed)
+    train_idx, val_idx, held_idx, held_domain = split(corpus, args.val_fraction, args.holdout_family, args.holdout_domain, args.seed)
     sampler = Sampler(corpus, train_idx, args.batch_size, args.per_model, args.seed)
-    validate = Validator(corpus, train_idx, val_idx, held_idx, args)
+    validate = Validator(corpus, train_idx, val_idx, held_idx, held_domain, args)
     print(
         f"device {device} ({torch.cuda.get_device_name() if amp else 'cpu'}), {len(train_idx)} train, "
         f"{len(val_idx)} validation, {len(held_idx)} held-out family {args.holdout_family!r}, "
+        f"{len(held_domain)} held-out domain {args.holdout_domain!r}, "
         f"max_length {meta['max_length']}, batch {args.batch_size}, {args.steps} steps",
         flush=True,
     )
@@ -524,6 +543,7 @@ def main():
     p.add_argument("--grad-clip", type=float, default=1.0)
     p.add_argument("--val-fraction", type=float, default=0.05)
     p.add_argument("--holdout-family", default="google")
+    p.add_argument("--holdout-domain", default="yelp", help="a domain (or source) held out, humans and machines alike; '' for none")
     p.add_argument("--holdout-refs", type=int, default=32)
     p.add_argument("--val-queries", type=int, default=1000)
     p.add_argument("--val-refs", type=int, default=6000)
