@@ -14,6 +14,8 @@ run on one machine:
    empty database), across two replicas on one PostgreSQL.
 
 Needs `wrk` (Debian package) and a release build. Prints a Markdown table.
+wrk runs one thread: on a small machine the load tool shares the cores with
+the service, and more client threads would take CPU from the encoder.
 """
 import argparse
 import json
@@ -69,7 +71,7 @@ def serve(db, log):
 
 def wrk(base, bodies_lua, conc, seconds):
     out = subprocess.run(
-        ["wrk", "-t", str(min(conc, 4)), "-c", str(conc), "-d", f"{seconds}s", "--latency", "-s", bodies_lua, base + "/detect"],
+        ["wrk", "-t", "1", "-c", str(conc), "-d", f"{seconds}s", "--latency", "-s", bodies_lua, base + "/detect"],
         capture_output=True,
         text=True,
         check=True,
