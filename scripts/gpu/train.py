@@ -438,6 +438,32 @@ def train(args):
     step = 0
     w = (args.a, args.b, args.c, args.d)
 
+    packed_probe = json.load(open(os.path.join(args.payload, "probe.json")))
+    probe_model = Bert(cfg).to(device)
+
+    def save(stop):
+        """Writes the best checkpoint so far, so a run cut short still
+        leaves its best weights behind."""
+        # The probe is embedded by the weights as shipped: f16, read back as f32.
+        probe_model.load_state_dict({k: v.half().float() for k, v in best_state.items()})
+        probe_vecs = embed(probe_model, corpus, packed_probe["index"], device, False)
+        probe = {"texts": packed_probe["texts"], "embeddings": probe_vecs.tolist()}
+        report = {
+            "steps": step,
+            "stopped_by": stop,
+            "texts_seen": texts,
+            "epochs": texts / max(1, len(train_idx)),
+            "train_seconds": train_seconds,
+            "wall_seconds": time.time() - started,
+            "texts_per_second": texts / max(train_seconds, 1e-9),
+            "tokens_per_second": tokens / max(train_seconds, 1e-9),
+            "device": torch.cuda.get_device_name() if amp else "cpu",
+            "best": best,
+            "validations": curve,
+            "config": {**vars(args), "max_length": meta["max_length"], "base": meta["base"]},
+        }
+        write_outputs(args.out, best_state, report, probe)
+
     def check(step):
         nonlocal best, best_state
         scores = validate(model, device, amp)
@@ -448,6 +474,8 @@ def train(args):
             best_state = {k: v.detach().float().cpu().clone() for k, v in model.state_dict().items()}
             mark = " (best)"
         print(f"step {step}: validation " + " ".join(f"{k}={v:.2f}" for k, v in scores.items()) + mark, flush=True)
+        if mark and step > 0:
+            save("running: best so far")
 
     check(0)
     stop = "steps"
@@ -498,26 +526,7 @@ def train(args):
         if step % args.val_every == 0 and step < args.steps:
             check(step)
     check(step)
-    packed_probe = json.load(open(os.path.join(args.payload, "probe.json")))
-    # The probe is embedded by the weights as shipped: f16, read back as f32.
-    model.load_state_dict({k: v.half().float() for k, v in best_state.items()})
-    probe_vecs = embed(model, corpus, packed_probe["index"], device, False)
-    probe = {"texts": packed_probe["texts"], "embeddings": probe_vecs.tolist()}
-    report = {
-        "steps": step,
-        "stopped_by": stop,
-        "texts_seen": texts,
-        "epochs": texts / max(1, len(train_idx)),
-        "train_seconds": train_seconds,
-        "wall_seconds": time.time() - started,
-        "texts_per_second": texts / max(train_seconds, 1e-9),
-        "tokens_per_second": tokens / max(train_seconds, 1e-9),
-        "device": torch.cuda.get_device_name() if amp else "cpu",
-        "best": best,
-        "validations": curve,
-        "config": {**vars(args), "max_length": meta["max_length"], "base": meta["base"]},
-    }
-    write_outputs(args.out, best_state, report, probe)
+    save(stop)
     print(f"best step {best['step']} score {best['score']:.2f}; wrote {args.out} in {time.time() - started:.0f} s", flush=True)
 
 
