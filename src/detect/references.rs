@@ -1,0 +1,340 @@
+//! The searchable set of references: a [`VectorIndex`], what each of its
+//! slots is, and the tombstones of deleted references.
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+use super::{DetectError, Neighbour};
+use crate::index::{self, IndexKind, VectorIndex};
+use crate::store::{Change, Label, VectorRow};
+
+#[derive(Debug, Clone)]
+struct Meta {
+    id: i64,
+    label: Label,
+    model: Option<String>,
+    family: Option<String>,
+    source: Option<String>,
+}
+
+impl Meta {
+    fn of(r: &VectorRow) -> Self {
+        Self {
+            id: r.id,
+            label: r.label,
+            model: r.model.clone(),
+            family: r.family.clone(),
+            source: r.source.clone(),
+        }
+    }
+}
+
+/// A searchable set of references: the index plus what each slot is.
+///
+/// One lock guards one [`Inner`], so there is no lock order to get wrong;
+/// every critical section is a few map operations, an index insert or one
+/// search. Invariants of `Inner`:
+/// - slot `s` of `index` is described by `slots[s]` (same length);
+/// - `by_id[id]` is the one slot of reference `id` (an id never has two);
+/// - `slots[s].live` is false for a deleted reference (a tombstone), and
+///   `dead` counts the tombstones; a search over-fetches by `dead`;
+/// - `applied` is the highest change-feed sequence number applied.
+///
+/// Changes are applied as states (this reference now looks like this, or is
+/// deleted), so applying one twice, or an older state after a newer one has
+/// been read from the feed, cannot resurrect or duplicate anything.
+pub struct References {
+    inner: RwLock<Inner>,
+}
+
+struct Slot {
+    meta: Meta,
+    live: bool,
+}
+
+struct Inner {
+    index: Box<dyn VectorIndex>,
+    slots: Vec<Slot>,
+    by_id: HashMap<i64, usize>,
+    dead: usize,
+    applied: i64,
+}
+
+impl References {
+    pub fn new(kind: IndexKind, dim: usize, capacity: usize) -> Self {
+        Self {
+            inner: RwLock::new(Inner {
+                index: index::build(kind, dim, capacity),
+                slots: Vec::with_capacity(capacity),
+                by_id: HashMap::with_capacity(capacity),
+                dead: 0,
+                applied: 0,
+            }),
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// References that vote.
+    pub fn len(&self) -> usize {
+        let inner = self.read();
+        inner.slots.len() - inner.dead
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Deleted references still holding a slot.
+    pub fn tombstones(&self) -> usize {
+        self.read().dead
+    }
+
+    pub fn dim(&self) -> usize {
+        self.read().index.dim()
+    }
+
+    /// The highest change-feed sequence number applied.
+    pub fn applied(&self) -> i64 {
+        self.read().applied
+    }
+
+    /// Records that the feed has been applied up to `seq` (after a build
+    /// from rows read at that position).
+    pub fn mark_applied(&self, seq: i64) {
+        let mut inner = self.write();
+        inner.applied = inner.applied.max(seq);
+    }
+
+    /// Adds live references (an index build); a row whose id already has a
+    /// slot takes the row's metadata and votes again.
+    pub fn add(&self, rows: &[VectorRow]) -> Result<(), DetectError> {
+        let changes: Vec<Change> = rows
+            .iter()
+            .map(|r| Change {
+                seq: 0,
+                id: r.id,
+                row: Some(r.clone()),
+            })
+            .collect();
+        self.apply(&changes)
+    }
+
+    /// Applies change-feed entries (in sequence order).
+    pub fn apply(&self, changes: &[Change]) -> Result<(), DetectError> {
+        let dim = self.dim();
+        if let Some(bad) = changes
+            .iter()
+            .filter_map(|c| c.row.as_ref())
+            .find(|r| r.embedding.len() != dim)
+        {
+            return Err(DetectError::Dimension {
+                got: bad.embedding.len(),
+                want: dim,
+            });
+        }
+        let mut inner = self.write();
+        let inner = &mut *inner;
+        let mut fresh: Vec<&VectorRow> = Vec::new();
+        for c in changes {
+            inner.applied = inner.applied.max(c.seq);
+            match (&c.row, inner.by_id.get(&c.id)) {
+                (None, Some(&s)) => {
+                    if std::mem::replace(&mut inner.slots[s].live, false) {
+                        inner.dead += 1;
+                    }
+                }
+                (None, None) => {}
+                (Some(row), Some(&s)) => {
+                    // Same text, same encoder: same vector. The metadata is
+                    // the store's current one (a restore may relabel).
+                    let slot = &mut inner.slots[s];
+                    slot.meta = Meta::of(row);
+                    if !std::mem::replace(&mut slot.live, true) {
+                        inner.dead -= 1;
+                    }
+                }
+                (Some(row), None) => {
+                    if !fresh.iter().any(|f| f.id == row.id) {
+                        fresh.push(row);
+                    }
+                }
+            }
+        }
+        if !fresh.is_empty() {
+            let vectors: Vec<&[f32]> = fresh.iter().map(|r| r.embedding.as_slice()).collect();
+            let first = inner.index.add(&vectors);
+            debug_assert_eq!(first, inner.slots.len());
+            for (i, r) in fresh.iter().enumerate() {
+                inner.by_id.insert(r.id, first + i);
+                inner.slots.push(Slot {
+                    meta: Meta::of(r),
+                    live: true,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops a reference from voting.
+    pub fn remove(&self, id: i64) {
+        let _ = self.apply(&[Change {
+            seq: 0,
+            id,
+            row: None,
+        }]);
+    }
+
+    /// The `k` nearest live references, most similar first. Blocking work:
+    /// call it off the async runtime's worker threads.
+    pub fn search(&self, query: &[f32], k: usize) -> Vec<Neighbour> {
+        let inner = self.read();
+        let hits = inner.index.search(query, k + inner.dead);
+        hits.into_iter()
+            .filter_map(|h| inner.slots.get(h.slot).map(|s| (h, s)))
+            .filter(|(_, s)| s.live)
+            .take(k)
+            .map(|(h, s)| Neighbour {
+                id: s.meta.id,
+                similarity: h.similarity,
+                label: s.meta.label,
+                model: s.meta.model.clone(),
+                family: s.meta.family.clone(),
+                source: s.meta.source.clone(),
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn unit(i: usize) -> Vec<f32> {
+        // Distinct directions in 8 dimensions.
+        let mut v: Vec<f32> = (0..8)
+            .map(|d| ((i * 31 + d * 17) % 13) as f32 - 6.0)
+            .collect();
+        v[i % 8] += 40.0;
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.iter().map(|x| x / n).collect()
+    }
+
+    fn row(id: i64, label: Label, family: &str) -> VectorRow {
+        VectorRow {
+            id,
+            label,
+            model: Some(format!("{family}-1")),
+            family: Some(family.into()),
+            source: None,
+            group: None,
+            embedding: unit(id as usize),
+        }
+    }
+
+    fn live(seq: i64, r: VectorRow) -> Change {
+        Change {
+            seq,
+            id: r.id,
+            row: Some(r),
+        }
+    }
+
+    fn gone(seq: i64, id: i64) -> Change {
+        Change { seq, id, row: None }
+    }
+
+    #[test]
+    fn applies_store_states_one_slot_per_reference() {
+        let refs = References::new(IndexKind::Exact, 8, 16);
+        refs.apply(&[
+            live(1, row(1, Label::Machine, "a")),
+            live(2, row(2, Label::Human, "human")),
+        ])
+        .unwrap();
+        assert_eq!((refs.len(), refs.applied()), (2, 2));
+        // Deleted: stops voting at once, leaves a tombstone.
+        refs.apply(&[gone(3, 1)]).unwrap();
+        assert_eq!((refs.len(), refs.tombstones()), (1, 1));
+        assert!(refs.search(&unit(1), 2).iter().all(|n| n.id != 1));
+        // Restored with a corrected label: the same slot, the new label.
+        refs.apply(&[live(4, row(1, Label::Human, "human"))])
+            .unwrap();
+        assert_eq!((refs.len(), refs.tombstones()), (2, 0));
+        let top = &refs.search(&unit(1), 1)[0];
+        assert_eq!((top.id, top.label), (1, Label::Human));
+        // The same reference twice in one batch takes one slot.
+        refs.add(&[row(5, Label::Machine, "b"), row(5, Label::Machine, "b")])
+            .unwrap();
+        assert_eq!(refs.len(), 3);
+        let ids: Vec<i64> = refs.search(&unit(5), 3).iter().map(|n| n.id).collect();
+        assert_eq!(ids.iter().filter(|&&i| i == 5).count(), 1, "{ids:?}");
+        // Deleting what was never indexed, or twice, changes nothing.
+        refs.apply(&[gone(6, 99), gone(7, 2), gone(8, 2)]).unwrap();
+        assert_eq!((refs.len(), refs.tombstones(), refs.applied()), (2, 1, 8));
+    }
+
+    #[test]
+    fn concurrent_readers_and_writers_neither_block_nor_lose_changes() {
+        let refs = Arc::new(References::new(IndexKind::Exact, 8, 64));
+        refs.add(&[row(1000, Label::Human, "human")]).unwrap();
+        let writers: Vec<_> = (0..4)
+            .map(|w| {
+                let refs = refs.clone();
+                std::thread::spawn(move || {
+                    for i in 0..100 {
+                        let id = (w * 100 + i) as i64;
+                        refs.add(&[row(id, Label::Machine, "m")]).unwrap();
+                        if i % 4 == 0 {
+                            refs.remove(id);
+                        }
+                    }
+                })
+            })
+            .collect();
+        let readers: Vec<_> = (0..4)
+            .map(|r| {
+                let refs = refs.clone();
+                std::thread::spawn(move || {
+                    let mut searches = 0;
+                    for i in 0..300 {
+                        let hits = refs.search(&unit(i + r), 5);
+                        assert!(!hits.is_empty() && hits.len() <= 5);
+                        assert!(hits.windows(2).all(|p| p[0].similarity >= p[1].similarity));
+                        searches += 1;
+                    }
+                    searches
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        let searches: usize = readers.into_iter().map(|r| r.join().unwrap()).sum();
+        assert_eq!(searches, 1200);
+        assert_eq!(refs.len(), 1 + 4 * 75);
+        assert_eq!(refs.tombstones(), 4 * 25);
+        for id in [1_i64, 102, 399] {
+            assert_eq!(
+                refs.search(&unit(id as usize), 400)
+                    .iter()
+                    .filter(|n| n.id == id)
+                    .count(),
+                1
+            );
+        }
+        for id in [0_i64, 104, 396] {
+            assert!(refs
+                .search(&unit(id as usize), 400)
+                .iter()
+                .all(|n| n.id != id));
+        }
+    }
+}
