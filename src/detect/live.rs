@@ -78,22 +78,6 @@ impl Live {
         }
     }
 
-    /// Builds the set from the store: the feed position is read first, so
-    /// whatever changes while the rows are read is applied again by the next
-    /// catch-up (applying a state twice changes nothing).
-    pub async fn load(
-        store: Arc<dyn Store>,
-        dim: usize,
-        kind: IndexKind,
-    ) -> Result<Self, DetectError> {
-        let seq = store.last_seq().await?;
-        let rows = all_rows(store.as_ref()).await?;
-        let refs = tokio::task::spawn_blocking(move || build(&rows, dim, kind, seq))
-            .await
-            .map_err(|_| DetectError::Worker(crate::encoder::WorkerError::Failed))??;
-        Ok(Self::new(store, refs, kind))
-    }
-
     /// The set searches use now.
     pub fn snapshot(&self) -> Arc<References> {
         self.current

@@ -181,15 +181,6 @@ impl References {
         Ok(())
     }
 
-    /// Stops a reference from voting.
-    pub fn remove(&self, id: i64) {
-        let _ = self.apply(&[Change {
-            seq: 0,
-            id,
-            row: None,
-        }]);
-    }
-
     /// The `k` nearest live references, most similar first. Blocking work:
     /// call it off the async runtime's worker threads.
     pub fn search(&self, query: &[f32], k: usize) -> Vec<Neighbour> {
@@ -293,7 +284,7 @@ mod tests {
                         let id = (w * 100 + i) as i64;
                         refs.add(&[row(id, Label::Machine, "m")]).unwrap();
                         if i % 4 == 0 {
-                            refs.remove(id);
+                            refs.apply(&[gone(0, id)]).unwrap();
                         }
                     }
                 })
