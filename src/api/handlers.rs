@@ -70,6 +70,7 @@ pub async fn info(State(state): Shared) -> Result<Json<serde_json::Value>, ApiEr
             "voting": refs.len(),
             "tombstones": refs.tombstones(),
             "applied_seq": refs.applied(),
+            "snapshot_seq": d.live().snapshot_seq(),
         },
         "k": cfg.k,
         "decision": match d.decision() {

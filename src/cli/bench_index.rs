@@ -1,10 +1,17 @@
 //! `detective bench-index`: HNSW against exact search at a given size:
-//! build time, per-query latency (median), speed-up and recall@k.
+//! build time, per-query latency (median), speed-up and recall@k. With
+//! `--snapshot DIR` it builds the reference set and writes its snapshot;
+//! `--load DIR` (a fresh process, so its memory is what a restart costs)
+//! times loading it and checks the loaded set's recall.
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::Args;
 
-use crate::index::{synthetic, ExactIndex, HnswIndex, HnswParams, VectorIndex};
+use crate::detect::{snapshot, startup, References};
+use crate::index::{synthetic, ExactIndex, HnswIndex, HnswParams, IndexKind, VectorIndex};
+use crate::store::{Label, VectorRow};
+use crate::vocab::EncoderId;
 
 #[derive(Debug, Args)]
 pub struct BenchIndexArgs {
@@ -24,6 +31,137 @@ pub struct BenchIndexArgs {
     pub ef_construction: usize,
     #[arg(long, default_value_t = HnswParams::default().ef_search)]
     pub ef_search: usize,
+    /// Build the reference set and write its snapshot into this folder.
+    #[arg(long, conflicts_with = "load")]
+    pub snapshot: Option<PathBuf>,
+    /// Load the snapshot in this folder (written with the same --n and
+    /// --dim) and report load time, memory and recall.
+    #[arg(long)]
+    pub load: Option<PathBuf>,
+}
+
+impl BenchIndexArgs {
+    fn params(&self) -> HnswParams {
+        HnswParams {
+            m: self.hnsw_m,
+            ef_construction: self.ef_construction,
+            ef_search: self.ef_search,
+        }
+    }
+
+    fn data(&self) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+        let clusters = (self.n / 50).max(1);
+        (
+            synthetic::clustered(self.n, self.dim, clusters, 0.35, 7),
+            synthetic::clustered(self.queries, self.dim, clusters, 0.35, 8),
+        )
+    }
+}
+
+/// The identity snapshots of synthetic vectors are tagged with.
+fn synthetic_encoder(dim: usize) -> EncoderId {
+    EncoderId {
+        name: format!("synthetic-{dim}"),
+        checksum: "0".repeat(64),
+        max_length: 0,
+    }
+}
+
+fn dir_mib(dir: &Path) -> f64 {
+    fn walk(p: &Path) -> u64 {
+        std::fs::read_dir(p).map_or(0, |rd| {
+            rd.flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => walk(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+    }
+    walk(dir) as f64 / (1024.0 * 1024.0)
+}
+
+fn write_snapshot(args: &BenchIndexArgs, dir: &Path) -> anyhow::Result<()> {
+    let (data, _) = args.data();
+    let rows: Vec<VectorRow> = data
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| VectorRow {
+            id: i as i64 + 1,
+            label: if i % 2 == 0 {
+                Label::Human
+            } else {
+                Label::Machine
+            },
+            model: (i % 2 == 1).then(|| "synthetic-model".into()),
+            family: (i % 2 == 1).then(|| "synthetic".into()),
+            source: None,
+            group: None,
+            embedding: v,
+        })
+        .collect();
+    let kind = IndexKind::Hnsw(args.params());
+    let t = Instant::now();
+    let bar = super::common::bar_progress("references indexed");
+    let refs = startup::build(&rows, args.dim, kind, &bar)?;
+    refs.mark_applied(rows.len() as i64);
+    let build = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    snapshot::save(&refs, &synthetic_encoder(args.dim), kind, dir)?;
+    let save = t.elapsed().as_secs_f64();
+    println!("| references | build s | snapshot write s | snapshot MiB |");
+    println!("|---|---|---|---|");
+    println!(
+        "| {} | {build:.1} | {save:.1} | {:.0} |",
+        args.n,
+        dir_mib(dir)
+    );
+    Ok(())
+}
+
+fn load_snapshot(args: &BenchIndexArgs, dir: &Path) -> anyhow::Result<()> {
+    let kind = IndexKind::Hnsw(args.params());
+    let rss_before = peak_rss_mib();
+    let t = Instant::now();
+    let (refs, manifest): (References, _) =
+        snapshot::load(dir, &synthetic_encoder(args.dim), kind, args.dim)?;
+    let load = t.elapsed().as_secs_f64();
+    let rss = peak_rss_mib().saturating_sub(rss_before);
+    anyhow::ensure!(
+        manifest.voting == args.n,
+        "the snapshot holds {} references, not --n {}",
+        manifest.voting,
+        args.n
+    );
+    let (data, queries) = args.data();
+    let exact = ExactIndex::new(args.dim);
+    exact.add(&data.iter().map(Vec::as_slice).collect::<Vec<_>>());
+    let mut found = 0;
+    for q in &queries {
+        let truth: std::collections::HashSet<i64> = exact
+            .search(q, args.k)
+            .iter()
+            .map(|h| h.slot as i64 + 1)
+            .collect();
+        found += refs
+            .search(q, args.k)
+            .iter()
+            .filter(|n| truth.contains(&n.id))
+            .count();
+    }
+    let recall = found as f64 / (queries.len() * args.k) as f64;
+    println!(
+        "| references | snapshot MiB | load s (checksums + read) | peak RSS MiB | recall@{} after load |",
+        args.k
+    );
+    println!("|---|---|---|---|---|");
+    println!(
+        "| {} | {:.0} | {load:.1} | {rss} | {recall:.4} |",
+        args.n,
+        dir_mib(dir)
+    );
+    Ok(())
 }
 
 fn median_per_query(index: &dyn VectorIndex, queries: &[Vec<f32>], k: usize) -> f64 {
@@ -44,15 +182,15 @@ pub fn run(args: &BenchIndexArgs) -> anyhow::Result<()> {
         args.n > 0 && args.queries > 0 && args.k > 0,
         "sizes must be positive"
     );
-    let clusters = (args.n / 50).max(1);
-    let data = synthetic::clustered(args.n, args.dim, clusters, 0.35, 7);
-    let queries = synthetic::clustered(args.queries, args.dim, clusters, 0.35, 8);
+    if let Some(dir) = &args.snapshot {
+        return write_snapshot(args, dir);
+    }
+    if let Some(dir) = &args.load {
+        return load_snapshot(args, dir);
+    }
+    let (data, queries) = args.data();
     let refs: Vec<&[f32]> = data.iter().map(Vec::as_slice).collect();
-    let params = HnswParams {
-        m: args.hnsw_m,
-        ef_construction: args.ef_construction,
-        ef_search: args.ef_search,
-    };
+    let params = args.params();
     let rss_before = peak_rss_mib();
     let t = Instant::now();
     let hnsw = HnswIndex::new(args.dim, args.n, params);

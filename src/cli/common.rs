@@ -4,9 +4,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 
-use crate::detect::{seed, Calibration, References};
-use crate::encoder::{Embed, Encoder};
-use crate::eval::{calibrate_on, EvalOptions};
+use std::path::PathBuf;
+
+use crate::detect::startup::{self, Opened, Progress};
+use crate::encoder::Embed;
 use crate::index::{HnswParams, IndexKind};
 use crate::store::{Store, VectorRow};
 
@@ -34,6 +35,11 @@ pub struct IndexArgs {
     /// HNSW candidate list while searching (raised to k when smaller).
     #[arg(long, env = "DETECTIVE_HNSW_EF_SEARCH", default_value_t = HnswParams::default().ef_search)]
     pub ef_search: usize,
+    /// Folder of index snapshots, loaded at start-up instead of rebuilding
+    /// the index: auto (next to a SQLite file; none for PostgreSQL), none,
+    /// or a path (on local disk, one per replica).
+    #[arg(long, env = "DETECTIVE_SNAPSHOT_DIR", default_value = "auto")]
+    pub snapshot_dir: String,
 }
 
 impl IndexArgs {
@@ -49,6 +55,22 @@ impl IndexArgs {
             (false, "auto") if references < 10_000 => Ok(IndexKind::Exact),
             (false, "auto") => Ok(hnsw),
             (false, other) => anyhow::bail!("--index must be exact, hnsw or auto, not {other:?}"),
+        }
+    }
+}
+
+impl IndexArgs {
+    /// The snapshot folder for the store at `db`, if any.
+    pub fn snapshot_dir(&self, db: &str) -> Option<PathBuf> {
+        match self.snapshot_dir.as_str() {
+            "none" | "" => None,
+            "auto" => {
+                let path = db.strip_prefix("sqlite://").unwrap_or(db);
+                let file = path.split('?').next().unwrap_or(path);
+                (!db.starts_with("postgres") && !file.is_empty() && !file.contains(":memory:"))
+                    .then(|| PathBuf::from(format!("{file}.index")))
+            }
+            dir => Some(PathBuf::from(dir)),
         }
     }
 }
@@ -85,89 +107,38 @@ pub async fn all_rows(store: &dyn Store) -> anyhow::Result<Vec<VectorRow>> {
     Ok(crate::detect::live::all_rows(store).await?)
 }
 
-/// Fills an empty store with the shipped default references, using the
-/// shipped embeddings when they were made by this encoder.
-pub async fn seed_if_empty(store: &dyn Store, encoder: &Encoder) -> anyhow::Result<()> {
-    let counts = store.counts().await?;
-    if counts.total > 0 || counts.deleted > 0 {
-        return Ok(());
-    }
-    let dir = seed::default_dir();
-    let texts = match seed::load_texts(&dir) {
-        Ok(t) => t,
-        Err(e) => {
-            tracing::warn!(dir = %dir.display(), error = %e, "no default references");
-            return Ok(());
+/// A progress callback `(done, total)` drawing a bar once work begins.
+pub fn bar_progress(what: &'static str) -> impl Fn(u64, u64) {
+    let bar = std::sync::OnceLock::<indicatif::ProgressBar>::new();
+    move |done, total| {
+        let b = bar.get_or_init(|| super::input::progress(Some(total), what));
+        b.set_position(done);
+        if done >= total {
+            b.finish_and_clear();
         }
-    };
-    let vectors = match seed::load_embeddings(&dir, encoder.id(), texts.len(), encoder.dim()) {
-        Some(v) => v,
-        None => {
-            eprintln!(
-                "embedding {} default references with {} (no shipped embeddings for this encoder)",
-                texts.len(),
-                encoder.id()
-            );
-            let bar = super::input::progress(Some(texts.len() as u64), "texts");
-            let mut out = Vec::with_capacity(texts.len());
-            for chunk in texts.chunks(256) {
-                let t: Vec<&str> = chunk.iter().map(|r| r.text.as_str()).collect();
-                out.extend(encoder.embed(&t)?);
-                bar.inc(chunk.len() as u64);
-            }
-            bar.finish_and_clear();
-            out
-        }
-    };
-    for (items, vecs) in texts.chunks(1024).zip(vectors.chunks(1024)) {
-        store.insert(items, vecs, encoder.id()).await?;
     }
-    eprintln!("store seeded with {} default references", texts.len());
-    Ok(())
 }
 
-/// The stored calibration for this encoder, computed and saved if missing
-/// (or if `refresh`).
-pub async fn calibration(
+/// Opens the reference set for voting (see [`startup::open`]) with progress
+/// bars on stderr.
+pub async fn open_references(
     store: &dyn Store,
     encoder: &dyn Embed,
-    rows: &[VectorRow],
-    kind: IndexKind,
-    refresh: bool,
-) -> anyhow::Result<Option<Calibration>> {
-    if !refresh {
-        if let Some(body) = store.calibration(encoder.id()).await? {
-            if let Ok(cal) = serde_json::from_str(&body) {
-                return Ok(Some(cal));
-            }
-        }
-    }
-    if rows.len() < 20 {
-        return Ok(None);
-    }
-    let opts = EvalOptions {
-        index: kind,
-        ..EvalOptions::default()
-    };
-    let cal = calibrate_on(rows, encoder.dim(), &opts)?;
-    store
-        .save_calibration(encoder.id(), &serde_json::to_string(&cal)?)
-        .await?;
-    Ok(Some(cal))
-}
-
-/// Builds the searchable reference set from rows, with a progress bar.
-pub fn build_references(
-    rows: &[VectorRow],
-    dim: usize,
-    kind: IndexKind,
-) -> anyhow::Result<References> {
-    let refs = References::new(kind, dim, rows.len());
-    let bar = super::input::progress(Some(rows.len() as u64), "references indexed");
-    for chunk in rows.chunks(2048) {
-        refs.add(chunk)?;
-        bar.inc(chunk.len() as u64);
-    }
-    bar.finish_and_clear();
-    Ok(refs)
+    store_args: &StoreArgs,
+    index: &IndexArgs,
+) -> anyhow::Result<Opened> {
+    let seeding = bar_progress("default references embedded");
+    let indexing = bar_progress("references indexed");
+    let snapshots = index.snapshot_dir(&store_args.db);
+    startup::open(
+        store,
+        encoder,
+        &|n| index.kind(n),
+        snapshots.as_deref(),
+        &Progress {
+            seeding: &seeding,
+            indexing: &indexing,
+        },
+    )
+    .await
 }

@@ -5,13 +5,10 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
-use super::common::{
-    all_rows, build_references, calibration, open_store, runtime, seed_if_empty, IndexArgs,
-    StoreArgs,
-};
+use super::common::{open_references, open_store, runtime, IndexArgs, StoreArgs};
 use super::input::Reader;
 use super::EncoderArgs;
-use crate::detect::{check_encoder, detect_vectors, Verdict, VoteConfig};
+use crate::detect::{detect_vectors, Verdict, VoteConfig};
 use crate::encoder::{Embed, Encoder};
 
 #[derive(Debug, Args)]
@@ -53,16 +50,8 @@ pub fn run(args: &DetectArgs) -> anyhow::Result<()> {
     let rt = runtime()?;
     let (refs, cfg) = rt.block_on(async {
         let store = open_store(&args.store).await?;
-        seed_if_empty(store.as_ref(), &encoder).await?;
-        check_encoder(store.as_ref(), encoder.id()).await?;
-        let rows = all_rows(store.as_ref()).await?;
-        anyhow::ensure!(
-            !rows.is_empty(),
-            "the store holds no references: add some with `detective import FILE.jsonl`"
-        );
-        let kind = args.index.kind(rows.len())?;
-        let cal = calibration(store.as_ref(), &encoder, &rows, kind, false).await?;
-        let refs = build_references(&rows, encoder.dim(), kind)?;
+        let opened = open_references(store.as_ref(), &encoder, &args.store, &args.index).await?;
+        let (refs, cal) = (opened.refs, opened.calibration);
         let mut cfg = cal
             .map(|c| c.vote_config(Some(args.target_fpr)))
             .unwrap_or_default();

@@ -6,13 +6,14 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 
-use super::common::{all_rows, open_store, redact, runtime, seed_if_empty, IndexArgs, StoreArgs};
+use super::common::{all_rows, bar_progress, open_store, redact, runtime, IndexArgs, StoreArgs};
 use super::input::progress;
 use super::EncoderArgs;
-use crate::detect::check_encoder;
+use crate::detect::calibrate::calibrate_on;
+use crate::detect::{check_encoder, seed};
 use crate::encoder::{Embed, Encoder};
 use crate::eval::report::ReportInput;
-use crate::eval::{calibrate_on, load_set, plot, score, EvalOptions, LabelledSet, Report};
+use crate::eval::{load_set, plot, score, EvalOptions, LabelledSet, Report};
 use crate::index::IndexKind;
 use crate::store::VectorRow;
 
@@ -78,7 +79,12 @@ fn load(
 fn store_rows(db: &str, encoder: &Encoder) -> anyhow::Result<Vec<VectorRow>> {
     runtime()?.block_on(async {
         let store = open_store(&StoreArgs { db: db.to_owned() }).await?;
-        seed_if_empty(store.as_ref(), encoder).await?;
+        seed::if_empty(
+            store.as_ref(),
+            encoder,
+            &bar_progress("default references embedded"),
+        )
+        .await?;
         check_encoder(store.as_ref(), encoder.id()).await?;
         let rows = all_rows(store.as_ref()).await?;
         eprintln!("store {}: {} references", redact(db), rows.len());
@@ -114,7 +120,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         cache_dir: cache.map(PathBuf::from),
         ..EvalOptions::default()
     };
-    let cal = calibrate_on(&rows, encoder.dim(), &opts)?;
+    let cal = calibrate_on(&rows, encoder.dim(), &opts.calibration())?;
     eprintln!(
         "calibrated on {} validation texts: k = {}",
         cal.validation_size, cal.k

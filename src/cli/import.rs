@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
-use super::common::{all_rows, calibration, open_store, runtime, IndexArgs, StoreArgs};
+use super::common::{all_rows, open_store, runtime, IndexArgs, StoreArgs};
 use super::input::{count_records, progress};
 use super::EncoderArgs;
+use crate::detect::calibrate;
 use crate::detect::check_encoder;
 use crate::detect::import::{import, ImportOptions};
 use crate::encoder::{Embed, Encoder};
@@ -70,7 +71,9 @@ pub fn run(args: &ImportArgs) -> anyhow::Result<()> {
         if !args.no_calibrate && report.inserted > 0 {
             let rows = all_rows(store.as_ref()).await?;
             let kind = args.index.kind(rows.len())?;
-            if let Some(cal) = calibration(store.as_ref(), &encoder, &rows, kind, true).await? {
+            if let Some(cal) =
+                calibrate::refresh(store.as_ref(), encoder.id(), encoder.dim(), &rows, kind).await?
+            {
                 eprintln!(
                     "calibrated on {} validation texts: k = {}",
                     cal.validation_size, cal.k

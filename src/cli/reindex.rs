@@ -3,9 +3,10 @@
 use anyhow::Context;
 use clap::Args;
 
-use super::common::{all_rows, calibration, open_store, runtime, IndexArgs, StoreArgs};
+use super::common::{all_rows, open_store, runtime, IndexArgs, StoreArgs};
 use super::input::progress;
 use super::EncoderArgs;
+use crate::detect::calibrate;
 use crate::encoder::{Embed, Encoder};
 
 #[derive(Debug, Args)]
@@ -40,12 +41,12 @@ pub fn run(args: &ReindexArgs) -> anyhow::Result<()> {
         }
         bar.finish_and_clear();
         let rows = all_rows(store.as_ref()).await?;
-        calibration(
+        calibrate::refresh(
             store.as_ref(),
-            &encoder,
+            encoder.id(),
+            encoder.dim(),
             &rows,
             args.index.kind(rows.len())?,
-            true,
         )
         .await?;
         eprintln!(

@@ -3,20 +3,17 @@
 //! the background and marks itself ready.
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
 
-use super::common::{
-    all_rows, build_references, calibration, open_store, redact, seed_if_empty, IndexArgs,
-    StoreArgs,
-};
+use super::common::{open_references, open_store, redact, IndexArgs, StoreArgs};
 use super::EncoderArgs;
 use crate::api::{self, ApiConfig, AppState, Overlength};
 use crate::detect::keys::{create_key, KeyRing, Scope};
-use crate::detect::live::Live;
-use crate::detect::{check_encoder, Decision, Detector};
+use crate::detect::live::{Live, SnapshotPolicy};
+use crate::detect::startup::Origin;
+use crate::detect::{Decision, Detector};
 use crate::encoder::{Embed, Encoder, EncoderHandle, WorkerConfig};
 use crate::metrics;
 use crate::store::Store;
@@ -70,6 +67,10 @@ pub struct ServeArgs {
     /// milliseconds (PostgreSQL also wakes replicas at once by notification).
     #[arg(long, env = "DETECTIVE_FEED_POLL_MS", default_value_t = 500)]
     pub feed_poll_ms: u64,
+    /// Write an index snapshot once this many reference changes have been
+    /// applied since the last (or, with any change, every 10 minutes).
+    #[arg(long, env = "DETECTIVE_SNAPSHOT_EVERY", default_value_t = 10_000)]
+    pub snapshot_every: i64,
     /// Bootstrap key with every scope (kept only in the environment).
     #[arg(long, env = "DETECTIVE_ADMIN_KEY", hide_env_values = true)]
     pub admin_key: Option<String>,
@@ -112,7 +113,8 @@ impl ServeArgs {
         format!(
             "listen={} db={} model={} max_length={} device={} index={} decision={} target_fpr={} \
              k={} open_detect={} max_items={} max_text_chars={} max_body_bytes={} overlength={} \
-             queue_capacity={} coalesce_tokens={} feed_poll_ms={} admin_key={}",
+             queue_capacity={} coalesce_tokens={} feed_poll_ms={} snapshot_dir={} \
+             snapshot_every={} admin_key={}",
             self.listen,
             redact(&self.store.db),
             self.encoder.model,
@@ -130,6 +132,10 @@ impl ServeArgs {
             self.queue_capacity,
             self.coalesce_tokens,
             self.feed_poll_ms,
+            self.index
+                .snapshot_dir(&self.store.db)
+                .map_or("none".into(), |d| d.display().to_string()),
+            self.snapshot_every,
             if self.admin_key.is_some() {
                 "set"
             } else {
@@ -173,6 +179,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
             let state = state.clone();
             let store = store.clone();
             let index = args.index.clone();
+            let store_args = args.store.clone();
             let workers = WorkerConfig {
                 queue_capacity: args.queue_capacity,
                 coalesce_tokens: args.coalesce_tokens.max(1),
@@ -182,12 +189,14 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
                 target_fpr: args.target_fpr,
                 decision,
                 feed_poll: std::time::Duration::from_millis(args.feed_poll_ms.max(10)),
+                snapshot_every: args.snapshot_every.max(1),
             };
             // The encoder is not `Sync`, so loading runs on a blocking thread
             // that drives its own futures.
             let rt = tokio::runtime::Handle::current();
             tokio::task::spawn_blocking(move || {
-                let loaded = rt.block_on(load(store, enc_cfg, index, workers, policy));
+                let loaded =
+                    rt.block_on(load(store, enc_cfg, (store_args, index), workers, policy));
                 match loaded {
                     Ok(detector) => {
                         let d = state.detector.get_or_init(|| Arc::new(detector));
@@ -214,12 +223,13 @@ struct Policy {
     target_fpr: f64,
     decision: Decision,
     feed_poll: std::time::Duration,
+    snapshot_every: i64,
 }
 
 async fn load(
     store: Arc<dyn Store>,
     enc_cfg: crate::config::EncoderConfig,
-    index: IndexArgs,
+    (store_args, index): (StoreArgs, IndexArgs),
     workers: WorkerConfig,
     policy: Policy,
 ) -> anyhow::Result<Detector> {
@@ -228,31 +238,60 @@ async fn load(
         target_fpr,
         decision,
         feed_poll,
+        snapshot_every,
     } = policy;
     let encoder = Encoder::load(&enc_cfg)
         .with_context(|| format!("cannot load model {:?}", enc_cfg.model))?;
-    seed_if_empty(store.as_ref(), &encoder).await?;
-    check_encoder(store.as_ref(), encoder.id()).await?;
-    // The feed position first: changes made while the rows are read are
-    // applied again by the first catch-up, which is harmless.
-    let seq = store.last_seq().await?;
-    let rows = all_rows(store.as_ref()).await?;
-    anyhow::ensure!(
-        !rows.is_empty(),
-        "the store holds no references: add some with `detective import FILE.jsonl`"
-    );
-    let kind = index.kind(rows.len())?;
-    let cal = calibration(store.as_ref(), &encoder, &rows, kind, false).await?;
-    let dim = encoder.dim();
-    let started = Instant::now();
-    let refs = build_references(&rows, dim, kind)?;
-    refs.mark_applied(seq);
-    let live = Arc::new(Live::new(store.clone(), refs, kind));
-    // Whatever changed while the rows were read, then every later change.
+    let opened = open_references(store.as_ref(), &encoder, &store_args, &index).await?;
+    match &opened.origin {
+        Origin::Built => eprintln!(
+            "index built from {} stored references in {:.1} s{}",
+            opened.refs.len(),
+            opened.seconds,
+            opened
+                .snapshot_skipped
+                .as_ref()
+                .map_or(String::new(), |why| format!(" (snapshot not used: {why})"))
+        ),
+        Origin::Snapshot { applied, caught_up } => eprintln!(
+            "index loaded from its snapshot at change {applied} ({caught_up} later changes applied): \
+             {} references in {:.1} s",
+            opened.refs.len(),
+            opened.seconds
+        ),
+    }
+    metrics::INDEX_BUILD_SECONDS.set(opened.seconds);
+    let mut live = Live::new(store.clone(), opened.refs, opened.kind);
+    if let Some(dir) = index.snapshot_dir(&store_args.db) {
+        let saved = match opened.origin {
+            Origin::Snapshot { applied, .. } => Some(applied),
+            Origin::Built => None,
+        };
+        live = live.with_snapshots(
+            SnapshotPolicy {
+                dir,
+                encoder: encoder.id().clone(),
+                every_changes: snapshot_every,
+                every: std::time::Duration::from_secs(600),
+            },
+            saved,
+        );
+    }
+    let live = Arc::new(live);
+    // Whatever changed while the set was opened, then every later change.
     live.catch_up().await?;
     tokio::spawn(live.clone().follow(feed_poll));
-    metrics::INDEX_BUILD_SECONDS.set(started.elapsed().as_secs_f64());
-    let mut vote = cal
+    if opened.origin == Origin::Built {
+        // The first snapshot, in the background: ready does not wait for it.
+        let live = live.clone();
+        tokio::spawn(async move {
+            if let Err(e) = live.snapshot_if_due(true).await {
+                tracing::warn!(error = %e, "index snapshot failed");
+            }
+        });
+    }
+    let mut vote = opened
+        .calibration
         .map(|c| c.vote_config(Some(target_fpr)))
         .unwrap_or_default();
     if let Some(k) = k {

@@ -4,10 +4,15 @@
 //! Validation texts are searched against the references *without* the
 //! validation split, with the largest candidate k; every smaller k reuses
 //! the prefix of the same neighbour lists.
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use super::vote::{vote, weighted_score, Neighbour, OperatingPoint, VoteConfig};
-use crate::store::Label;
+use super::{DetectError, References};
+use crate::index::IndexKind;
+use crate::store::{Label, Store, VectorRow};
+use crate::vocab::EncoderId;
 
 /// Candidate neighbourhood sizes.
 pub const K_CANDIDATES: [usize; 10] = [1, 3, 5, 7, 9, 11, 15, 21, 31, 51];
@@ -93,6 +98,107 @@ fn next_up(v: f64) -> f64 {
         v.to_bits() - 1
     })
     .max(f64::MIN_POSITIVE)
+}
+
+/// How the validation split is carved from the references and searched.
+#[derive(Debug, Clone)]
+pub struct CalibrationOptions {
+    pub index: IndexKind,
+    /// Share of reference groups carved out for validation.
+    pub val_fraction: f64,
+    /// Most validation texts.
+    pub max_val: usize,
+    pub target_fprs: Vec<f64>,
+    pub temperature: f64,
+}
+
+impl Default for CalibrationOptions {
+    fn default() -> Self {
+        Self {
+            index: IndexKind::Hnsw(Default::default()),
+            val_fraction: 0.1,
+            max_val: 3000,
+            target_fprs: vec![0.01, 0.05],
+            temperature: 0.05,
+        }
+    }
+}
+
+/// Position of a row's group in the validation order (a seeded hash), so
+/// texts of one source document fall on one side of the split.
+fn validation_rank(r: &VectorRow) -> u64 {
+    let key = r.group.clone().unwrap_or_else(|| format!("id:{}", r.id));
+    let d = Sha256::digest(format!("val|{key}"));
+    u64::from_le_bytes(d[..8].try_into().expect("8 bytes"))
+}
+
+/// Carves the validation split from `rows` by group and calibrates on it.
+pub fn calibrate_on(
+    rows: &[VectorRow],
+    dim: usize,
+    opts: &CalibrationOptions,
+) -> Result<Calibration, DetectError> {
+    let threshold = (opts.val_fraction.clamp(0.0, 1.0) * u64::MAX as f64) as u64;
+    let ranks: Vec<u64> = rows.iter().map(validation_rank).collect();
+    let mut val: Vec<(u64, usize)> = ranks
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| **r < threshold)
+        .map(|(i, r)| (*r, i))
+        .collect();
+    val.sort_unstable();
+    val.truncate(opts.max_val);
+    // Whole groups leave the reference side, even past the cap.
+    let rest: Vec<VectorRow> = rows
+        .iter()
+        .zip(&ranks)
+        .filter(|(_, r)| **r >= threshold)
+        .map(|(row, _)| row.clone())
+        .collect();
+    let index = References::new(opts.index, dim, rest.len());
+    for chunk in rest.chunks(8192) {
+        index.add(chunk)?;
+    }
+    let k_max = *K_CANDIDATES.last().expect("candidates");
+    let found: Vec<(Label, Vec<Neighbour>)> = val
+        .par_iter()
+        .map(|&(_, i)| (rows[i].label, index.search(&rows[i].embedding, k_max)))
+        .collect();
+    Ok(calibrate(&found, opts.temperature, &opts.target_fprs))
+}
+
+/// The calibration stored for `encoder`, if any (one that no longer parses
+/// counts as none).
+pub async fn stored(
+    store: &dyn Store,
+    encoder: &EncoderId,
+) -> Result<Option<Calibration>, DetectError> {
+    Ok(store
+        .calibration(encoder)
+        .await?
+        .and_then(|body| serde_json::from_str(&body).ok()))
+}
+
+/// Calibrates on `rows` and stores the result; `None` when there are too
+/// few references to carve a validation split from.
+pub async fn refresh(
+    store: &dyn Store,
+    encoder: &EncoderId,
+    dim: usize,
+    rows: &[VectorRow],
+    kind: IndexKind,
+) -> Result<Option<Calibration>, DetectError> {
+    if rows.len() < 20 {
+        return Ok(None);
+    }
+    let opts = CalibrationOptions {
+        index: kind,
+        ..CalibrationOptions::default()
+    };
+    let cal = calibrate_on(rows, dim, &opts)?;
+    let body = serde_json::to_string(&cal).expect("a calibration serializes");
+    store.save_calibration(encoder, &body).await?;
+    Ok(Some(cal))
 }
 
 /// Calibrates from validation texts' neighbour lists (searched with at least

@@ -15,17 +15,44 @@
 //! they pass a fifth of the slots, a new set is built from the store in the
 //! background, caught up under the catch-up mutex and swapped in; searches
 //! in flight finish on the old one.
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+//!
+//! With a snapshot folder, the follower also writes an index snapshot
+//! (see [`super::snapshot`]) when enough changes have been applied since the
+//! last one, or some changes and enough time: a restart then loads it and
+//! catches up instead of rebuilding. While a snapshot is written, searches
+//! go on and changes wait.
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use super::{DetectError, References};
+use super::{snapshot, startup, DetectError, References};
 use crate::index::IndexKind;
 use crate::metrics;
 use crate::store::{Store, StoreError, VectorRow};
+use crate::vocab::EncoderId;
 
 /// Changes read from the feed per query.
 const PAGE: i64 = 1024;
+
+/// When the follower writes index snapshots.
+#[derive(Debug, Clone)]
+pub struct SnapshotPolicy {
+    pub dir: PathBuf,
+    pub encoder: EncoderId,
+    /// Write one once this many changes have been applied since the last.
+    pub every_changes: i64,
+    /// Or once this much time has passed with at least one change.
+    pub every: Duration,
+}
+
+struct Snapshots {
+    policy: SnapshotPolicy,
+    /// Feed position of the newest snapshot on disk (-1: none).
+    saved: AtomicI64,
+    last: Mutex<Instant>,
+    writing: AtomicBool,
+}
 
 pub struct Live {
     store: Arc<dyn Store>,
@@ -33,6 +60,7 @@ pub struct Live {
     current: RwLock<Arc<References>>,
     sync: tokio::sync::Mutex<()>,
     rebuilding: AtomicBool,
+    snapshots: Option<Snapshots>,
 }
 
 /// Every active reference with its vector, by ascending id.
@@ -50,21 +78,6 @@ pub async fn all_rows(store: &dyn Store) -> Result<Vec<VectorRow>, StoreError> {
     Ok(rows)
 }
 
-/// A set of `rows` that has applied the feed up to `seq`.
-fn build(
-    rows: &[VectorRow],
-    dim: usize,
-    kind: IndexKind,
-    seq: i64,
-) -> Result<References, DetectError> {
-    let refs = References::new(kind, dim, rows.len());
-    for chunk in rows.chunks(4096) {
-        refs.add(chunk)?;
-    }
-    refs.mark_applied(seq);
-    Ok(refs)
-}
-
 impl Live {
     /// `refs` must have applied the feed up to [`References::applied`].
     pub fn new(store: Arc<dyn Store>, refs: References, kind: IndexKind) -> Self {
@@ -75,7 +88,76 @@ impl Live {
             current: RwLock::new(Arc::new(refs)),
             sync: tokio::sync::Mutex::new(()),
             rebuilding: AtomicBool::new(false),
+            snapshots: None,
         }
+    }
+
+    /// Writes snapshots under `policy`; `saved` is the feed position of
+    /// the snapshot the set was loaded from, if it was.
+    pub fn with_snapshots(mut self, policy: SnapshotPolicy, saved: Option<i64>) -> Self {
+        if let Some(seq) = saved {
+            metrics::SNAPSHOT_SEQ.set(seq);
+        }
+        self.snapshots = Some(Snapshots {
+            policy,
+            saved: AtomicI64::new(saved.unwrap_or(-1)),
+            last: Mutex::new(Instant::now()),
+            writing: AtomicBool::new(false),
+        });
+        self
+    }
+
+    /// Feed position of the newest snapshot this process wrote or loaded.
+    pub fn snapshot_seq(&self) -> Option<i64> {
+        self.snapshots
+            .as_ref()
+            .map(|s| s.saved.load(Ordering::Acquire))
+            .filter(|&seq| seq >= 0)
+    }
+
+    /// Writes a snapshot if one is due (or, with `force`, if the set holds
+    /// any change the newest snapshot lacks); returns its feed position.
+    pub async fn snapshot_if_due(&self, force: bool) -> Result<Option<i64>, DetectError> {
+        let Some(snaps) = &self.snapshots else {
+            return Ok(None);
+        };
+        let refs = self.snapshot();
+        let (applied, saved) = (refs.applied(), snaps.saved.load(Ordering::Acquire));
+        let pending = applied - saved;
+        let since = snaps
+            .last
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .elapsed();
+        let due = pending > 0
+            && (force
+                || saved < 0
+                || pending >= snaps.policy.every_changes
+                || since >= snaps.policy.every);
+        if !due || snaps.writing.swap(true, Ordering::AcqRel) {
+            return Ok(None);
+        }
+        let policy = snaps.policy.clone();
+        let kind = self.kind;
+        let started = Instant::now();
+        let written = tokio::task::spawn_blocking(move || {
+            snapshot::save(&refs, &policy.encoder, kind, &policy.dir)
+        })
+        .await;
+        snaps.writing.store(false, Ordering::Release);
+        *snaps.last.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        let manifest = match written {
+            Ok(Ok(m)) => m,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %format!("{e:#}"), "cannot write the index snapshot");
+                return Ok(None);
+            }
+            Err(_) => return Err(DetectError::Worker(crate::encoder::WorkerError::Failed)),
+        };
+        snaps.saved.store(manifest.applied, Ordering::Release);
+        metrics::SNAPSHOT_SEQ.set(manifest.applied);
+        metrics::SNAPSHOT_SECONDS.set(started.elapsed().as_secs_f64());
+        Ok(Some(manifest.applied))
     }
 
     /// The set searches use now.
@@ -143,9 +225,13 @@ impl Live {
         let seq = self.store.last_seq().await?;
         let rows = all_rows(self.store.as_ref()).await?;
         let kind = self.kind;
-        let fresh = tokio::task::spawn_blocking(move || build(&rows, dim, kind, seq))
-            .await
-            .map_err(|_| DetectError::Worker(crate::encoder::WorkerError::Failed))??;
+        let fresh = tokio::task::spawn_blocking(move || {
+            let refs = startup::build(&rows, dim, kind, &|_, _| {})?;
+            refs.mark_applied(seq);
+            Ok::<_, DetectError>(refs)
+        })
+        .await
+        .map_err(|_| DetectError::Worker(crate::encoder::WorkerError::Failed))??;
         let fresh = Arc::new(fresh);
         let _one = self.sync.lock().await;
         self.catch_up_into(&fresh).await?;
@@ -174,6 +260,9 @@ impl Live {
             }
             if let Err(e) = self.compact_if_needed().await {
                 tracing::warn!(error = %e, "compaction failed");
+            }
+            if let Err(e) = self.snapshot_if_due(false).await {
+                tracing::warn!(error = %e, "index snapshot failed");
             }
         }
     }

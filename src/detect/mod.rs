@@ -11,6 +11,8 @@ pub mod live;
 mod references;
 pub mod seed;
 mod service;
+pub mod snapshot;
+pub mod startup;
 pub mod vote;
 
 use crate::encoder::EncoderId;
@@ -39,6 +41,8 @@ pub enum DetectError {
     Worker(#[from] crate::encoder::WorkerError),
     #[error("tokenizer failed")]
     Tokenize(#[source] crate::encoder::EncoderError),
+    #[error("the encoder failed")]
+    Embed(#[source] crate::encoder::EncoderError),
     #[error("no references to vote")]
     NoReferences,
     #[error("{0} vectors for {1} items")]

@@ -1,13 +1,18 @@
 //! The searchable set of references: a [`VectorIndex`], what each of its
 //! slots is, and the tombstones of deleted references.
 use std::collections::HashMap;
+use std::io::{BufReader, BufWriter};
+use std::path::Path;
 use std::sync::RwLock;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
 
 use super::{DetectError, Neighbour};
 use crate::index::{self, IndexKind, VectorIndex};
 use crate::store::{Change, Label, VectorRow};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Meta {
     id: i64,
     label: Label,
@@ -46,10 +51,23 @@ pub struct References {
     inner: RwLock<Inner>,
 }
 
+#[derive(Serialize, Deserialize)]
 struct Slot {
+    #[serde(flatten)]
     meta: Meta,
     live: bool,
 }
+
+/// What [`References::save`] wrote.
+pub struct Saved {
+    pub files: Vec<String>,
+    pub applied: i64,
+    pub slots: usize,
+    pub voting: usize,
+}
+
+/// The slots' metadata in a saved set, JSON in slot order.
+const SLOTS_FILE: &str = "slots.json";
 
 struct Inner {
     index: Box<dyn VectorIndex>,
@@ -179,6 +197,63 @@ impl References {
             }
         }
         Ok(())
+    }
+
+    /// Writes the set into the empty folder `dir`: the index's files and
+    /// the slots. Searches go on meanwhile; changes wait until it is done,
+    /// so the files describe one position of the feed.
+    pub fn save(&self, dir: &Path) -> anyhow::Result<Saved> {
+        let inner = self.read();
+        let mut files = inner.index.save(dir)?;
+        let path = dir.join(SLOTS_FILE);
+        let out = BufWriter::new(
+            std::fs::File::create(&path)
+                .with_context(|| format!("cannot create {}", path.display()))?,
+        );
+        serde_json::to_writer(out, &inner.slots)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        files.push(SLOTS_FILE.to_owned());
+        Ok(Saved {
+            files,
+            applied: inner.applied,
+            slots: inner.slots.len(),
+            voting: inner.slots.len() - inner.dead,
+        })
+    }
+
+    /// Reads a set written by [`References::save`] that had applied the
+    /// feed up to `applied`. The caller checks the files' integrity first.
+    pub fn load(kind: IndexKind, dim: usize, dir: &Path, applied: i64) -> anyhow::Result<Self> {
+        let path = dir.join(SLOTS_FILE);
+        let file = std::fs::File::open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        let slots: Vec<Slot> = serde_json::from_reader(BufReader::new(file))
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let index = index::load(kind, dim, dir)?;
+        anyhow::ensure!(
+            index.len() == slots.len(),
+            "the index holds {} vectors for {} slots",
+            index.len(),
+            slots.len()
+        );
+        let mut by_id = HashMap::with_capacity(slots.len());
+        for (s, slot) in slots.iter().enumerate() {
+            anyhow::ensure!(
+                by_id.insert(slot.meta.id, s).is_none(),
+                "reference {} has two slots",
+                slot.meta.id
+            );
+        }
+        let dead = slots.iter().filter(|s| !s.live).count();
+        Ok(Self {
+            inner: RwLock::new(Inner {
+                index,
+                slots,
+                by_id,
+                dead,
+                applied,
+            }),
+        })
     }
 
     /// The `k` nearest live references, most similar first. Blocking work:

@@ -9,8 +9,9 @@ use flate2::read::GzDecoder;
 use half::f16;
 
 use super::import::parse_record;
-use crate::encoder::EncoderId;
-use crate::store::NewReference;
+use super::DetectError;
+use crate::encoder::{Embed, EncoderId};
+use crate::store::{NewReference, Store};
 
 pub const TEXTS_FILE: &str = "references.jsonl.gz";
 
@@ -94,4 +95,52 @@ pub fn write_embeddings(path: &Path, vectors: &[Vec<f32>]) -> std::io::Result<()
         .flat_map(|x| f16::from_f32(*x).to_le_bytes())
         .collect();
     std::fs::write(path, bytes)
+}
+
+/// Fills an empty store with the shipped default references, using the
+/// shipped embeddings when they were made by this encoder and embedding the
+/// texts otherwise (`progress(done, total)` while it does). Returns how many
+/// were stored; a store that holds or held references is left alone.
+pub async fn if_empty(
+    store: &dyn Store,
+    encoder: &dyn Embed,
+    progress: &dyn Fn(u64, u64),
+) -> Result<usize, DetectError> {
+    let counts = store.counts().await?;
+    if counts.total > 0 || counts.deleted > 0 {
+        return Ok(0);
+    }
+    let dir = default_dir();
+    let texts = match load_texts(&dir) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "no default references");
+            return Ok(0);
+        }
+    };
+    let vectors = match load_embeddings(&dir, encoder.id(), texts.len(), encoder.dim()) {
+        Some(v) => v,
+        None => {
+            tracing::info!(
+                texts = texts.len(),
+                encoder = %encoder.id(),
+                "embedding the default references (no shipped embeddings for this encoder)"
+            );
+            let mut out = Vec::with_capacity(texts.len());
+            for chunk in texts.chunks(256) {
+                let t: Vec<&str> = chunk.iter().map(|r| r.text.as_str()).collect();
+                out.extend(encoder.embed(&t).map_err(DetectError::Embed)?);
+                progress(out.len() as u64, texts.len() as u64);
+            }
+            out
+        }
+    };
+    for (items, vecs) in texts.chunks(1024).zip(vectors.chunks(1024)) {
+        store.insert(items, vecs, encoder.id()).await?;
+    }
+    tracing::info!(
+        references = texts.len(),
+        "store seeded with the default references"
+    );
+    Ok(texts.len())
 }

@@ -14,10 +14,10 @@ pub mod report;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
-use sha2::{Digest, Sha256};
 
+use crate::detect::calibrate::CalibrationOptions;
 use crate::detect::import::parse_record;
-use crate::detect::{calibrate, vote, Calibration, Neighbour, References, Verdict};
+use crate::detect::{vote, Calibration, References, Verdict};
 use crate::encoder::{Embed, EncoderError};
 use crate::index::IndexKind;
 use crate::store::{text_sha256, NewReference, VectorRow};
@@ -167,13 +167,6 @@ impl LabelledSet {
     }
 }
 
-/// Position of a row's group in the validation order (a seeded hash).
-fn validation_rank(r: &VectorRow) -> u64 {
-    let key = r.group.clone().unwrap_or_else(|| format!("id:{}", r.id));
-    let d = Sha256::digest(format!("val|{key}"));
-    u64::from_le_bytes(d[..8].try_into().expect("8 bytes"))
-}
-
 fn index_of(kind: IndexKind, dim: usize, rows: &[VectorRow]) -> Result<References, EvalError> {
     let refs = References::new(kind, dim, rows.len());
     for chunk in rows.chunks(8192) {
@@ -182,40 +175,17 @@ fn index_of(kind: IndexKind, dim: usize, rows: &[VectorRow]) -> Result<Reference
     Ok(refs)
 }
 
-/// Carves the validation split from `rows` by group and calibrates on it.
-pub fn calibrate_on(
-    rows: &[VectorRow],
-    dim: usize,
-    opts: &EvalOptions,
-) -> Result<Calibration, EvalError> {
-    let threshold = (opts.val_fraction.clamp(0.0, 1.0) * u64::MAX as f64) as u64;
-    let ranks: Vec<u64> = rows.iter().map(validation_rank).collect();
-    let mut val: Vec<(u64, usize)> = ranks
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| **r < threshold)
-        .map(|(i, r)| (*r, i))
-        .collect();
-    val.sort_unstable();
-    val.truncate(opts.max_val);
-    // Whole groups leave the reference side, even past the cap.
-    let rest: Vec<VectorRow> = rows
-        .iter()
-        .zip(&ranks)
-        .filter(|(_, r)| **r >= threshold)
-        .map(|(row, _)| row.clone())
-        .collect();
-    let index = index_of(opts.index, dim, &rest)?;
-    let k_max = *calibrate::K_CANDIDATES.last().expect("candidates");
-    let found: Vec<(crate::store::Label, Vec<Neighbour>)> = val
-        .par_iter()
-        .map(|&(_, i)| (rows[i].label, index.search(&rows[i].embedding, k_max)))
-        .collect();
-    Ok(calibrate::calibrate(
-        &found,
-        opts.temperature,
-        &opts.target_fprs,
-    ))
+impl EvalOptions {
+    /// How the validation split is carved and searched.
+    pub fn calibration(&self) -> CalibrationOptions {
+        CalibrationOptions {
+            index: self.index,
+            val_fraction: self.val_fraction,
+            max_val: self.max_val,
+            target_fprs: self.target_fprs.clone(),
+            temperature: self.temperature,
+        }
+    }
 }
 
 /// Scores every test vector against the full reference set.

@@ -2,7 +2,11 @@
 //! construction, which makes it the yardstick for the HNSW index.
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
+use std::io::{BufWriter, Write};
+use std::path::Path;
 use std::sync::RwLock;
+
+use anyhow::Context;
 
 use super::{Hit, VectorIndex};
 
@@ -18,7 +22,30 @@ impl ExactIndex {
             data: RwLock::new(Vec::new()),
         }
     }
+
+    /// Reads the vectors written by `save`.
+    pub fn load(dim: usize, dir: &Path) -> anyhow::Result<Self> {
+        let path = dir.join(VECTORS_FILE);
+        let bytes =
+            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        anyhow::ensure!(
+            bytes.len() % (4 * dim.max(1)) == 0,
+            "{} does not hold whole {dim}-dimensional vectors",
+            path.display()
+        );
+        let data = bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        Ok(Self {
+            dim,
+            data: RwLock::new(data),
+        })
+    }
 }
+
+/// The vectors, f32 little-endian, slot after slot.
+const VECTORS_FILE: &str = "vectors.f32";
 
 /// Min-heap entry on similarity, so the heap's top is the worst kept hit.
 struct Worst(Hit);
@@ -105,6 +132,20 @@ impl VectorIndex for ExactIndex {
                 .then(a.slot.cmp(&b.slot))
         });
         hits
+    }
+
+    fn save(&self, dir: &Path) -> anyhow::Result<Vec<String>> {
+        let data = self.data.read().expect("index lock");
+        let path = dir.join(VECTORS_FILE);
+        let mut out = BufWriter::new(
+            std::fs::File::create(&path)
+                .with_context(|| format!("cannot create {}", path.display()))?,
+        );
+        for x in data.iter() {
+            out.write_all(&x.to_le_bytes())?;
+        }
+        out.into_inner()?.sync_all()?;
+        Ok(vec![VECTORS_FILE.to_owned()])
     }
 }
 

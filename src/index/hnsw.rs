@@ -1,7 +1,11 @@
 //! HNSW graph (`hnsw_rs`) over unit vectors with `1 - dot` as the distance.
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use anyhow::Context;
+use hnsw_rs::api::AnnT;
+use hnsw_rs::hnswio::HnswIo;
 use hnsw_rs::prelude::{Distance, Hnsw};
 
 use super::{Hit, VectorIndex};
@@ -49,6 +53,9 @@ pub struct HnswIndex {
 
 const MAX_LAYERS: usize = 16;
 
+/// Base name of the graph dump (`graph.hnsw.graph`, `graph.hnsw.data`).
+const DUMP_NAME: &str = "graph";
+
 impl HnswIndex {
     pub fn new(dim: usize, capacity: usize, params: HnswParams) -> Self {
         let graph = Hnsw::new(
@@ -65,6 +72,28 @@ impl HnswIndex {
             count: AtomicUsize::new(0),
             insert: Mutex::new(()),
         }
+    }
+
+    /// Reads a graph written by `save`. The reader borrows from its loader
+    /// for the graph's lifetime, so the loader (a path and options, a few
+    /// hundred bytes) is kept for the life of the process.
+    pub fn load(dim: usize, params: HnswParams, dir: &Path) -> anyhow::Result<Self> {
+        for ext in ["hnsw.graph", "hnsw.data"] {
+            let f = dir.join(format!("{DUMP_NAME}.{ext}"));
+            anyhow::ensure!(f.is_file(), "{} is missing", f.display());
+        }
+        let loader: &'static mut HnswIo = Box::leak(Box::new(HnswIo::new(dir, DUMP_NAME)));
+        let graph: Hnsw<'static, f32, UnitCosine> = loader
+            .load_hnsw()
+            .with_context(|| format!("cannot read the graph in {}", dir.display()))?;
+        let count = graph.get_nb_point();
+        Ok(Self {
+            dim,
+            params,
+            graph,
+            count: AtomicUsize::new(count),
+            insert: Mutex::new(()),
+        })
     }
 }
 
@@ -117,5 +146,22 @@ impl VectorIndex for HnswIndex {
                 .then(a.slot.cmp(&b.slot))
         });
         hits
+    }
+
+    fn save(&self, dir: &Path) -> anyhow::Result<Vec<String>> {
+        let _guard = self.insert.lock().expect("index lock");
+        let name = self
+            .graph
+            .file_dump(dir, DUMP_NAME)
+            .with_context(|| format!("cannot write the graph into {}", dir.display()))?;
+        anyhow::ensure!(
+            name == DUMP_NAME,
+            "the graph was written as {name:?} in {}, which was not empty",
+            dir.display()
+        );
+        Ok(["hnsw.graph", "hnsw.data"]
+            .iter()
+            .map(|ext| format!("{DUMP_NAME}.{ext}"))
+            .collect())
     }
 }

@@ -10,6 +10,8 @@ mod exact;
 mod hnsw;
 pub mod synthetic;
 
+use std::path::Path;
+
 pub use exact::ExactIndex;
 pub use hnsw::{HnswIndex, HnswParams};
 
@@ -31,6 +33,9 @@ pub trait VectorIndex: Send + Sync {
     fn add(&self, vectors: &[&[f32]]) -> usize;
     /// Up to `k` nearest slots, most similar first.
     fn search(&self, query: &[f32], k: usize) -> Vec<Hit>;
+    /// Writes the index into the empty folder `dir`; returns the names of
+    /// the files written. Inserts wait while it runs; searches do not.
+    fn save(&self, dir: &Path) -> anyhow::Result<Vec<String>>;
 }
 
 /// Which index to build.
@@ -38,6 +43,16 @@ pub trait VectorIndex: Send + Sync {
 pub enum IndexKind {
     Exact,
     Hnsw(HnswParams),
+}
+
+/// Reads an index written by [`VectorIndex::save`] with the same kind.
+/// The caller checks the files' integrity first (a damaged HNSW dump can
+/// make the graph reader panic).
+pub fn load(kind: IndexKind, dim: usize, dir: &Path) -> anyhow::Result<Box<dyn VectorIndex>> {
+    Ok(match kind {
+        IndexKind::Exact => Box::new(ExactIndex::load(dim, dir)?),
+        IndexKind::Hnsw(p) => Box::new(HnswIndex::load(dim, p, dir)?),
+    })
 }
 
 pub fn build(kind: IndexKind, dim: usize, capacity: usize) -> Box<dyn VectorIndex> {

@@ -211,6 +211,21 @@ pub static INDEX_BUILD_SECONDS: LazyLock<Gauge> = LazyLock::new(|| {
         .expect("valid metric"),
     )
 });
+pub static SNAPSHOT_SEQ: LazyLock<IntGauge> = LazyLock::new(|| {
+    gauge(
+        "detective_index_snapshot_seq",
+        "Change-feed sequence number held by the newest index snapshot on disk",
+    )
+});
+pub static SNAPSHOT_SECONDS: LazyLock<Gauge> = LazyLock::new(|| {
+    register(
+        Gauge::new(
+            "detective_index_snapshot_duration_seconds",
+            "Duration of the last index snapshot write",
+        )
+        .expect("valid metric"),
+    )
+});
 pub static STORE_ERRORS: LazyLock<IntCounter> =
     LazyLock::new(|| counter("detective_store_errors_total", "Failed store operations"));
 pub static INFO: LazyLock<IntGaugeVec> = LazyLock::new(|| {
@@ -273,6 +288,8 @@ pub fn init() {
     LazyLock::force(&REFERENCES_DELETED);
     LazyLock::force(&INDEX_VECTORS);
     LazyLock::force(&INDEX_BUILD_SECONDS);
+    LazyLock::force(&SNAPSHOT_SEQ);
+    LazyLock::force(&SNAPSHOT_SECONDS);
     LazyLock::force(&STORE_ERRORS);
     LazyLock::force(&INFO);
 }

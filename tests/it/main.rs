@@ -25,6 +25,8 @@ mod serve_api;
 mod serve_lifecycle;
 /// Concurrent detect and reference traffic; replicas on one PostgreSQL.
 mod serve_replicas;
+/// Index snapshots: a restart loads one and catches up; a damaged one is rebuilt.
+mod serve_snapshot;
 /// Training-free incremental adaptation through `POST /reference`.
 mod serve_tfia;
 /// A real `detective serve` process for HTTP tests.

@@ -190,18 +190,32 @@ fn fresh_postgres() -> Option<String> {
     Some(format!("{base}/{name}"))
 }
 
-fn replica(url: &str, dir: &tempfile::TempDir, name: &str) -> Server {
+/// A replica on `url`; with `snapshots`, it keeps an index snapshot in its
+/// own folder, written after every change.
+fn replica(url: &str, dir: &tempfile::TempDir, name: &str, snapshots: bool) -> Server {
     let hold: PathBuf = dir.path().join(format!("{name}.hold"));
-    let s = Server::spawn_on(url, &hold, &[]);
+    let snap_dir = dir.path().join(format!("{name}.index"));
+    let snap_dir = snap_dir.to_str().unwrap();
+    let args: &[&str] = if snapshots {
+        &["--snapshot-dir", snap_dir, "--snapshot-every", "1"]
+    } else {
+        &[]
+    };
+    let s = Server::spawn_on(url, &hold, args);
     s.wait_ready();
     s
+}
+
+fn applied(s: &Server) -> i64 {
+    let (_, info) = s.get("/info", Some(ADMIN));
+    info["index"]["applied_seq"].as_i64().unwrap()
 }
 
 #[test]
 fn concurrent_detect_and_reference_traffic_on_postgres() {
     let Some(url) = fresh_postgres() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let s = replica(&url, &dir, "a");
+    let s = replica(&url, &dir, "a", false);
     soak(&s);
 }
 
@@ -209,8 +223,8 @@ fn concurrent_detect_and_reference_traffic_on_postgres() {
 fn replicas_on_one_postgres_see_each_others_writes() {
     let Some(url) = fresh_postgres() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let a = replica(&url, &dir, "a");
-    let mut b = replica(&url, &dir, "b");
+    let a = replica(&url, &dir, "a", false);
+    let mut b = replica(&url, &dir, "b", true);
 
     // Added on A: votes on B.
     let x = text_for(1, 1);
@@ -232,8 +246,10 @@ fn replicas_on_one_postgres_see_each_others_writes() {
     let gone = wait_until("A stops voting with it", || !nearest(&a, &x).contains(&xid));
     eprintln!("delete on B visible on A after {gone:?}");
 
-    // B down while A restores x with another label and adds y: B catches
-    // up from its last sequence number when it starts again.
+    // B down while A restores x with another label and adds y: B loads
+    // its index snapshot and catches up from the snapshot's sequence
+    // number when it starts again.
+    b.wait_metric("detective_index_snapshot_seq", applied(&b) as f64);
     b.kill9();
     let y = text_for(2, 2);
     let (st, _) = a.post(
@@ -245,7 +261,8 @@ fn replicas_on_one_postgres_see_each_others_writes() {
         ]}),
     );
     assert!(st == 200 || st == 201, "{st}");
-    let b = replica(&url, &dir, "b");
+    let b = replica(&url, &dir, "b", true);
+    assert_eq!(b.log_count("index loaded from its snapshot"), 1);
     let (_, v) = b.post(
         "/detect",
         Some(ADMIN),
