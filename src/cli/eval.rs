@@ -12,6 +12,7 @@ use super::EncoderArgs;
 use crate::detect::calibrate::calibrate_on;
 use crate::detect::{check_encoder, seed};
 use crate::encoder::{Embed, Encoder};
+use crate::eval::generalization::{leave_family_out, Generalization, Plan};
 use crate::eval::report::ReportInput;
 use crate::eval::{load_set, plot, score, EvalOptions, LabelledSet, Report};
 use crate::index::IndexKind;
@@ -57,6 +58,72 @@ pub struct EvalArgs {
     /// Do not read or write the embedding cache.
     #[arg(long)]
     pub no_cache: bool,
+    /// Instead of one report, the leave-one-family-out benchmark over these
+    /// machine families (comma-separated): each scored without references
+    /// of its family, then with --adapt-count of them added.
+    #[arg(long, value_delimiter = ',')]
+    pub leave_family_out: Vec<String>,
+    /// Labelled file the added references of each fold come from (never
+    /// the scored file; texts also in it are skipped).
+    #[arg(long, requires = "leave_family_out")]
+    pub adapt_from: Option<PathBuf>,
+    /// References of the unseen family added per fold.
+    #[arg(long, default_value_t = 100)]
+    pub adapt_count: usize,
+}
+
+fn read_records(path: &std::path::Path) -> anyhow::Result<Vec<crate::store::NewReference>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            crate::detect::import::parse_record(l, "eval")
+                .map_err(|e| anyhow::anyhow!("{}: line {}: {e}", path.display(), i + 1))
+        })
+        .collect()
+}
+
+fn generalization(
+    args: &EvalArgs,
+    encoder: &Encoder,
+    rows: &[VectorRow],
+    test: &LabelledSet,
+    opts: &EvalOptions,
+) -> anyhow::Result<()> {
+    let pool = match &args.adapt_from {
+        Some(p) => read_records(p)?,
+        None => Vec::new(),
+    };
+    let folds = leave_family_out(
+        rows,
+        test,
+        &Plan {
+            families: &args.leave_family_out,
+            adapt_pool: &pool,
+            adapt_count: args.adapt_count,
+        },
+        encoder,
+        opts,
+        &|family| eprintln!("fold: {family} unseen"),
+    )?;
+    let report = Generalization::new(
+        encoder.id().to_string(),
+        rows.len(),
+        args.test.display().to_string(),
+        folds,
+    );
+    let md = report.markdown();
+    println!("{md}");
+    if let Some(p) = &args.json {
+        std::fs::write(p, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    if let Some(p) = &args.markdown {
+        std::fs::write(p, &md).with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    Ok(())
 }
 
 fn load(
@@ -120,6 +187,9 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         cache_dir: cache.map(PathBuf::from),
         ..EvalOptions::default()
     };
+    if !args.leave_family_out.is_empty() {
+        return generalization(args, &encoder, &rows, &test, &opts);
+    }
     let cal = calibrate_on(&rows, encoder.dim(), &opts.calibration())?;
     eprintln!(
         "calibrated on {} validation texts: k = {}",

@@ -203,6 +203,19 @@ pub fn load(
     kind: IndexKind,
     dim: usize,
 ) -> Result<(References, Manifest), Unusable> {
+    let (dir, manifest) = verify(root, encoder, kind, dim)?;
+    let refs = read(&dir, &manifest, kind)?;
+    Ok((refs, manifest))
+}
+
+/// Finds the newest snapshot and checks its manifest against the running
+/// configuration and its files against their checksums (in parallel).
+pub fn verify(
+    root: &Path,
+    encoder: &EncoderId,
+    kind: IndexKind,
+    dim: usize,
+) -> Result<(PathBuf, Manifest), Unusable> {
     let (dir, m) = current(root)
         .map_err(Unusable::Damaged)?
         .ok_or_else(|| Unusable::Missing(root.to_owned()))?;
@@ -223,20 +236,28 @@ pub fn load(
     if m.dim != dim {
         return Err(mismatch("dimension", m.dim.to_string(), dim.to_string()));
     }
-    for (name, want) in &m.files {
-        if name.contains(['/', '\\']) || name.starts_with('.') {
-            return Err(Unusable::Damaged(anyhow::anyhow!(
-                "manifest names {name:?}"
-            )));
-        }
-        let got = sha256_file(&dir.join(name)).map_err(Unusable::Damaged)?;
-        if &got != want {
-            return Err(Unusable::Damaged(anyhow::anyhow!(
-                "{name}: checksum {got}, manifest {want}"
-            )));
-        }
+    if let Some(bad) = m
+        .files
+        .keys()
+        .find(|n| n.contains(['/', '\\']) || n.starts_with('.'))
+    {
+        return Err(Unusable::Damaged(anyhow::anyhow!("manifest names {bad:?}")));
     }
-    let refs = std::panic::catch_unwind(|| References::load(kind, dim, &dir, m.applied))
+    use rayon::prelude::*;
+    m.files
+        .par_iter()
+        .try_for_each(|(name, want)| {
+            let got = sha256_file(&dir.join(name))?;
+            anyhow::ensure!(&got == want, "{name}: checksum {got}, manifest {want}");
+            Ok(())
+        })
+        .map_err(Unusable::Damaged)?;
+    Ok((dir, m))
+}
+
+/// Reads a verified snapshot.
+pub fn read(dir: &Path, m: &Manifest, kind: IndexKind) -> Result<References, Unusable> {
+    let refs = std::panic::catch_unwind(|| References::load(kind, m.dim, dir, m.applied))
         .map_err(|p| anyhow::anyhow!("reading the index failed: {}", panic_text(p)))
         .and_then(|r| r)
         .map_err(Unusable::Damaged)?;
@@ -247,7 +268,7 @@ pub fn load(
             m.voting
         )));
     }
-    Ok((refs, m))
+    Ok(refs)
 }
 
 #[cfg(test)]

@@ -130,7 +130,8 @@ pub fn build(
 ) -> Result<References, DetectError> {
     let refs = References::new(kind, dim, rows.len());
     let mut done = 0;
-    for chunk in rows.chunks(2048) {
+    // Large chunks: each is one parallel insert, and its end a barrier.
+    for chunk in rows.chunks(16_384) {
         refs.add(chunk)?;
         done += chunk.len();
         progress(done as u64, rows.len() as u64);

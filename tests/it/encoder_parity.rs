@@ -96,3 +96,46 @@ fn max_length_outside_model_limits_is_rejected() {
     encoder.set_max_length(512).unwrap();
     assert_eq!(encoder.id().max_length, 512);
 }
+
+/// Long texts are tokenized from a prefix; the ids and the truncation flag
+/// must be exactly those of whole-text tokenization, for both tokenizers, at
+/// short and long limits, on corpus texts and on texts built to defeat the
+/// prefix (long words, no whitespace, many short tokens, other scripts).
+#[test]
+fn prefix_tokenization_equals_whole_text_tokenization() {
+    let corpus = std::fs::read_to_string(crate::common::shared_dir().join("corpus/test.jsonl"))
+        .expect("test.jsonl");
+    let mut texts: Vec<String> = corpus
+        .lines()
+        .take(400)
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["text"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    texts.push("x".repeat(20_000));
+    texts.push("supercalifragilistic".repeat(300) + " end");
+    texts.push(", ".repeat(5_000));
+    texts.push("日本語の文章です。".repeat(800));
+    texts.push("Ünïcödé wörds, ñ and ß; ".repeat(600));
+    texts.push(format!("{} tail words here", "a ".repeat(600)));
+    texts.push("word\u{00a0}word\u{2003}word\t".repeat(900));
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    for model in ["minilm", "mpnet"] {
+        for max_length in [128, 512] {
+            let encoder = load_encoder(model, max_length);
+            let tok = encoder.tokenizer();
+            let fast = tok.encode_batch_flagged(&refs).unwrap();
+            let whole = tok.encode_whole(&refs).unwrap();
+            for (i, (f, w)) in fast.iter().zip(&whole).enumerate() {
+                assert_eq!(f, w, "{model}@{max_length}: text {i} differs");
+            }
+            assert!(
+                whole.iter().filter(|(_, t)| *t).count() > 5,
+                "some texts overflow"
+            );
+        }
+    }
+}
