@@ -130,7 +130,7 @@ pub async fn open_references(
     let seeding = bar_progress("default references embedded");
     let indexing = bar_progress("references indexed");
     let snapshots = index.snapshot_dir(&store_args.db);
-    startup::open(
+    let opened = startup::open(
         store,
         encoder,
         &|n| index.kind(n),
@@ -140,5 +140,9 @@ pub async fn open_references(
             indexing: &indexing,
         },
     )
-    .await
+    .await?;
+    if opened.seeded > 0 {
+        eprintln!("store seeded with {} default references", opened.seeded);
+    }
+    Ok(opened)
 }

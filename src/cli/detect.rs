@@ -8,7 +8,7 @@ use clap::Args;
 use super::common::{open_references, open_store, runtime, IndexArgs, StoreArgs};
 use super::input::Reader;
 use super::EncoderArgs;
-use crate::detect::{detect_vectors, Verdict, VoteConfig};
+use crate::detect::{detect_vectors, Decision, Verdict};
 use crate::encoder::{Embed, Encoder};
 
 #[derive(Debug, Args)]
@@ -27,6 +27,10 @@ pub struct DetectArgs {
     /// Neighbours that vote (default: the calibrated k).
     #[arg(long)]
     pub k: Option<usize>,
+    /// Label reported: majority (the k-NN vote) or operating-point (the
+    /// calibrated threshold for --target-fpr); the same choice as `serve`.
+    #[arg(long, env = "DETECTIVE_DECISION", default_value = "majority")]
+    pub decision: String,
     /// Operating point: target false-positive rate on human text (0.01 or 0.05).
     #[arg(long, env = "DETECTIVE_TARGET_FPR", default_value_t = 0.01)]
     pub target_fpr: f64,
@@ -45,6 +49,8 @@ pub fn run(args: &DetectArgs) -> anyhow::Result<()> {
         Some(other) => anyhow::bail!("--format must be json or table, not {other:?}"),
         None => std::io::stdout().is_terminal(),
     };
+    let decision =
+        Decision::parse(&args.decision).map_err(|e| anyhow::anyhow!("--decision: {e}"))?;
     let encoder = Encoder::load(&args.encoder.to_config()?)
         .with_context(|| format!("cannot load model {:?}", args.encoder.model))?;
     let rt = runtime()?;
@@ -85,8 +91,8 @@ pub fn run(args: &DetectArgs) -> anyhow::Result<()> {
     if format {
         writeln!(
             out,
-            "{:<8} {:<8} {:>6} {:>4}  {:<14} {:<18} {:<5} text",
-            "verdict", "majority", "score", "k", "family", "model", "novel"
+            "{:<8} {:<8} {:<8} {:>6} {:>4}  {:<14} {:<18} {:<5} text",
+            "label", "majority", "op.point", "score", "k", "family", "model", "novel"
         )?;
     }
     for chunk in texts.chunks(256) {
@@ -94,43 +100,57 @@ pub fn run(args: &DetectArgs) -> anyhow::Result<()> {
         let vectors = encoder.embed(&refs_t)?;
         for (text, verdict) in chunk.iter().zip(detect_vectors(&refs, &vectors, &cfg)) {
             let verdict = verdict.context("no references to vote")?;
-            print_verdict(
-                &mut out,
-                text,
-                &verdict,
-                &cfg,
-                format,
-                args.explain,
-                encoder.id().to_string(),
-            )?;
+            let how = Output {
+                decision,
+                k: cfg.k,
+                table: format,
+                explain: args.explain,
+                encoder: encoder.id().to_string(),
+            };
+            print_verdict(&mut out, text, &verdict, &how)?;
         }
     }
     Ok(())
+}
+
+/// How verdicts are printed.
+struct Output {
+    decision: Decision,
+    k: usize,
+    table: bool,
+    explain: bool,
+    encoder: String,
 }
 
 fn print_verdict(
     out: &mut impl Write,
     text: &str,
     v: &Verdict,
-    cfg: &VoteConfig,
-    table: bool,
-    explain: bool,
-    encoder: String,
+    how: &Output,
 ) -> anyhow::Result<()> {
+    let Output {
+        decision,
+        k,
+        table,
+        explain,
+        ref encoder,
+    } = *how;
     if table {
         let preview: String = text
             .chars()
             .take(48)
             .map(|c| if c.is_control() { ' ' } else { c })
             .collect();
-        let label = v.operating_point.as_ref().map_or(v.label, |op| op.label);
         writeln!(
             out,
-            "{:<8} {:<8} {:>6.3} {:>4}  {:<14} {:<18} {:<5} {}",
-            label.as_str(),
+            "{:<8} {:<8} {:<8} {:>6.3} {:>4}  {:<14} {:<18} {:<5} {}",
+            decision.label(v).as_str(),
             v.label.as_str(),
+            v.operating_point
+                .as_ref()
+                .map_or("-", |op| op.label.as_str()),
             v.score,
-            cfg.k,
+            k,
             v.attribution.family.as_deref().unwrap_or("-"),
             v.attribution.model.as_deref().unwrap_or("-"),
             if v.novel { "yes" } else { "no" },
@@ -143,7 +163,10 @@ fn print_verdict(
         if !explain {
             obj.remove("neighbours");
         }
-        obj.insert("encoder".into(), encoder.into());
+        obj.insert("encoder".into(), encoder.as_str().into());
+        // The shape of the HTTP answer: `label` is the decision.
+        obj.insert("majority".into(), v.label.as_str().into());
+        obj.insert("label".into(), decision.label(v).as_str().into());
     }
     serde_json::to_writer(&mut *out, &value)?;
     writeln!(out)?;

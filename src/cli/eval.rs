@@ -146,12 +146,15 @@ fn load(
 fn store_rows(db: &str, encoder: &Encoder) -> anyhow::Result<Vec<VectorRow>> {
     runtime()?.block_on(async {
         let store = open_store(&StoreArgs { db: db.to_owned() }).await?;
-        seed::if_empty(
+        let seeded = seed::if_empty(
             store.as_ref(),
             encoder,
             &bar_progress("default references embedded"),
         )
         .await?;
+        if seeded > 0 {
+            eprintln!("store seeded with {seeded} default references");
+        }
         check_encoder(store.as_ref(), encoder.id()).await?;
         let rows = all_rows(store.as_ref()).await?;
         eprintln!("store {}: {} references", redact(db), rows.len());

@@ -99,13 +99,7 @@ impl ServeArgs {
     }
 
     fn decision(&self) -> anyhow::Result<Decision> {
-        match self.decision.as_str() {
-            "majority" => Ok(Decision::Majority),
-            "operating-point" => Ok(Decision::OperatingPoint),
-            other => {
-                anyhow::bail!("--decision must be majority or operating-point, not {other:?}")
-            }
-        }
+        Decision::parse(&self.decision).map_err(|e| anyhow::anyhow!("--decision: {e}"))
     }
 
     /// The configuration, one line, without secrets.

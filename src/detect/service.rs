@@ -22,6 +22,27 @@ pub enum Decision {
     OperatingPoint,
 }
 
+impl Decision {
+    /// The label this decision gives a verdict (what `label` reports, in
+    /// HTTP answers and in `detective detect` alike).
+    pub fn label(self, v: &Verdict) -> Label {
+        match (self, &v.operating_point) {
+            (Self::OperatingPoint, Some(op)) => op.label,
+            _ => v.label,
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "majority" => Ok(Self::Majority),
+            "operating-point" => Ok(Self::OperatingPoint),
+            other => Err(format!(
+                "the decision must be majority or operating-point, not {other:?}"
+            )),
+        }
+    }
+}
+
 /// A verdict with the label chosen by the configured [`Decision`].
 #[derive(Debug, Clone)]
 pub struct Detection {
@@ -129,10 +150,7 @@ impl Detector {
                     metrics::stage("search", (searched - started).as_secs_f64());
                     let verdict = vote(&neighbours, &cfg).ok_or(DetectError::NoReferences)?;
                     metrics::stage("vote", searched.elapsed().as_secs_f64());
-                    let label = match (decision, &verdict.operating_point) {
-                        (Decision::OperatingPoint, Some(op)) => op.label,
-                        _ => verdict.label,
-                    };
+                    let label = decision.label(&verdict);
                     record(label, &verdict);
                     Ok(Detection { label, verdict })
                 })
@@ -166,7 +184,7 @@ impl Detector {
                 metrics::REFERENCES_ADDED
                     .with_label_values(&[
                         item.label.as_str(),
-                        item.family.as_deref().unwrap_or("unknown"),
+                        &metrics::family_label(item.family.as_deref().unwrap_or("unknown")),
                     ])
                     .inc();
             }
@@ -230,6 +248,8 @@ fn record(label: Label, v: &Verdict) {
     }
     if label == Label::Machine {
         let family = v.attribution.family.as_deref().unwrap_or("unknown");
-        metrics::ATTRIBUTIONS.with_label_values(&[family]).inc();
+        metrics::ATTRIBUTIONS
+            .with_label_values(&[&metrics::family_label(family)])
+            .inc();
     }
 }

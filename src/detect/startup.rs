@@ -37,6 +37,8 @@ pub struct Opened {
     pub kind: IndexKind,
     pub calibration: Option<Calibration>,
     pub origin: Origin,
+    /// Default references stored into an empty store.
+    pub seeded: usize,
     /// Why the snapshot was not used, when one was asked for.
     pub snapshot_skipped: Option<String>,
     pub seconds: f64,
@@ -66,7 +68,7 @@ pub async fn open(
     progress: &Progress<'_>,
 ) -> anyhow::Result<Opened> {
     let started = Instant::now();
-    seed::if_empty(store, encoder, progress.seeding).await?;
+    let seeded = seed::if_empty(store, encoder, progress.seeding).await?;
     check_encoder(store, encoder.id()).await?;
     let counts = store.counts().await?;
     anyhow::ensure!(
@@ -116,6 +118,7 @@ pub async fn open(
         kind,
         calibration,
         origin,
+        seeded,
         snapshot_skipped: skipped,
         seconds: started.elapsed().as_secs_f64(),
     })

@@ -245,16 +245,45 @@ pub fn stage(name: &'static str, seconds: f64) {
     tracing::debug!(stage = name, seconds, "stage done");
 }
 
+/// Most distinct `family` label values; later ones are reported as
+/// `other`, so client-chosen family names cannot grow the series without
+/// bound.
+pub const MAX_FAMILIES: usize = 64;
+/// Longest `family` label value, in characters.
+pub const MAX_FAMILY_CHARS: usize = 48;
+
+/// The `family` label value for a family name: cut to
+/// [`MAX_FAMILY_CHARS`], and `other` once [`MAX_FAMILIES`] distinct values
+/// are in use.
+pub fn family_label(family: &str) -> String {
+    static SEEN: LazyLock<std::sync::Mutex<std::collections::HashSet<String>>> =
+        LazyLock::new(Default::default);
+    let cut: String = family.chars().take(MAX_FAMILY_CHARS).collect();
+    let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+    if seen.contains(&cut) {
+        return cut;
+    }
+    if seen.len() >= MAX_FAMILIES {
+        return "other".into();
+    }
+    seen.insert(cut.clone());
+    cut
+}
+
 /// Sets `detective_references` from the store's counts by family.
 pub fn set_references(by_family: &std::collections::BTreeMap<String, i64>) {
     REFERENCES.reset();
+    let mut values: std::collections::BTreeMap<(&str, String), i64> = Default::default();
     for (family, n) in by_family {
         let label = if family == "human" {
             "human"
         } else {
             "machine"
         };
-        REFERENCES.with_label_values(&[label, family]).set(*n);
+        *values.entry((label, family_label(family))).or_default() += n;
+    }
+    for ((label, family), n) in values {
+        REFERENCES.with_label_values(&[label, &family]).set(n);
     }
 }
 
@@ -292,4 +321,23 @@ pub fn init() {
     LazyLock::force(&SNAPSHOT_SECONDS);
     LazyLock::force(&STORE_ERRORS);
     LazyLock::force(&INFO);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn family_labels_are_bounded_in_length_and_number() {
+        let long = "x".repeat(500);
+        assert_eq!(family_label(&long).chars().count(), MAX_FAMILY_CHARS);
+        assert_eq!(family_label("openai"), "openai");
+        let distinct: std::collections::HashSet<String> = (0..10 * MAX_FAMILIES)
+            .map(|i| family_label(&format!("family-{i}")))
+            .collect();
+        assert!(distinct.len() <= MAX_FAMILIES + 1, "{}", distinct.len());
+        assert!(distinct.contains("other"));
+        // Values admitted before the cap keep their own series.
+        assert_eq!(family_label("openai"), "openai");
+    }
 }

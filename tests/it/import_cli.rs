@@ -264,12 +264,18 @@ fn detect_votes_with_imported_references() {
     let table = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(lines.len(), 2, "{table}");
-    assert!(lines[0].starts_with("verdict  majority  score"), "{table}");
+    assert!(
+        lines[0].starts_with("label    majority op.point  score"),
+        "{table}"
+    );
     let cols: Vec<&str> = lines[1].split_whitespace().collect();
     for label in &cols[..2] {
         assert!(["human", "machine"].contains(label), "{table}");
     }
-    let score: f64 = cols[2].parse().unwrap();
+    // The default decision, as in `serve`: the label is the majority.
+    assert_eq!(cols[0], cols[1], "{table}");
+    assert!(["human", "machine", "-"].contains(&cols[2]), "{table}");
+    let score: f64 = cols[3].parse().unwrap();
     assert!((0.0..=1.0).contains(&score), "{table}");
 }
 
