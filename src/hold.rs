@@ -5,6 +5,9 @@
 //! can then keep the service busy or starting for exactly as long as it
 //! chooses: a saturated queue, a shutdown with work in flight, requests
 //! during start-up. Unset, it costs one branch per batch.
+//!
+//! A hold file whose content is `panic` makes the point panic instead of
+//! holding: the drill for a dying encoder thread.
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -25,6 +28,9 @@ pub fn wait(point: &str) {
     let Some(path) = path() else { return };
     if !path.exists() {
         return;
+    }
+    if std::fs::read(path).is_ok_and(|c| c.trim_ascii() == b"panic") {
+        panic!("drill: the hold file asks {point} to panic");
     }
     tracing::warn!(path = %path.display(), "held at {point}");
     while path.exists() {

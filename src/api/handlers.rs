@@ -33,6 +33,9 @@ pub async fn health() -> Json<serde_json::Value> {
 
 pub async fn ready(State(state): Shared) -> Result<Json<serde_json::Value>, ApiError> {
     let d = detector(&state)?;
+    if crate::encoder::worker::is_dead() {
+        return Err(ApiError::Unavailable);
+    }
     let refs = d.live().snapshot();
     Ok(Json(json!({
         "status": "ready",

@@ -206,7 +206,12 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
             axum::serve(listener, api::app(state)).with_graceful_shutdown(api::shutdown_signal());
         tokio::select! {
             served = server => served.context("server failed"),
-            Ok(e) = fail_rx => Err(e),
+            failed = fail_rx => Err(failed.unwrap_or_else(|_| {
+                anyhow::anyhow!("loading the model and the index panicked (see the log above)")
+            })),
+            () = crate::encoder::worker::died() => Err(anyhow::anyhow!(
+                "the encoder thread died (see the log above); exiting so that a supervisor restarts the service"
+            )),
         }
     })
 }

@@ -9,7 +9,9 @@
 //! A full queue is refused at once ([`WorkerError::Full`], HTTP 429) rather
 //! than letting latency grow without bound, and a job whose requester has
 //! gone is dropped before it is encoded.
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::LazyLock;
 use std::time::Instant;
 
 use tokio::sync::oneshot;
@@ -33,6 +35,23 @@ impl Default for WorkerConfig {
             coalesce_tokens: 32_768,
         }
     }
+}
+
+static DEAD: AtomicBool = AtomicBool::new(false);
+static DIED: LazyLock<tokio::sync::Notify> = LazyLock::new(tokio::sync::Notify::new);
+
+/// Whether the encoder thread has died (a panic in the model).
+pub fn is_dead() -> bool {
+    DEAD.load(Ordering::Acquire)
+}
+
+/// Resolves once the encoder thread has died; the server then exits with
+/// an error, so a supervisor restarts it.
+pub async fn died() {
+    if is_dead() {
+        return;
+    }
+    DIED.notified().await;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -77,7 +96,21 @@ impl EncoderHandle {
         };
         std::thread::Builder::new()
             .name("encoder".into())
-            .spawn(move || run(&encoder, &rx, cfg.coalesce_tokens))
+            .spawn(move || {
+                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    run(&encoder, &rx, cfg.coalesce_tokens)
+                }));
+                if let Err(p) = ran {
+                    let why = p
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| p.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                        .unwrap_or_default();
+                    tracing::error!(reason = %why, "the encoder thread died");
+                    DEAD.store(true, Ordering::Release);
+                    DIED.notify_one();
+                }
+            })
             .expect("spawn the encoder thread");
         handle
     }

@@ -168,3 +168,33 @@ fn acknowledged_reference_survives_kill_9() {
     );
     assert_eq!(ids[0], id, "and it votes");
 }
+
+/// The encoder thread dies (the hold file asks it to panic, as a libtorch
+/// error would): the request in hand is not answered 200, and the process
+/// exits non-zero, so a supervisor restarts it, rather than answering 503
+/// forever while `/ready` says 200.
+#[test]
+fn a_dead_encoder_thread_makes_the_process_exit_non_zero() {
+    let mut s = Server::start(&[]);
+    std::fs::write(&s.hold, "panic").unwrap();
+    let answer = s
+        .client
+        .post(s.url("/detect"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"text": HUMANISH}))
+        .send();
+    if let Ok(r) = answer {
+        assert_eq!(r.status().as_u16(), 503, "{:?}", r.text());
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = s.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the server did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(!status.success(), "{status:?}");
+    s.wait_log("the encoder thread died", 0);
+    s.release();
+}
