@@ -71,6 +71,10 @@ pub struct ServeArgs {
     /// applied since the last (or, with any change, every 10 minutes).
     #[arg(long, env = "DETECTIVE_SNAPSHOT_EVERY", default_value_t = 10_000)]
     pub snapshot_every: i64,
+    /// How long an answer about an API key is reused (a revoked key stops
+    /// working within this time); 0 looks every key up on every request.
+    #[arg(long, env = "DETECTIVE_KEY_CACHE_SECONDS", default_value_t = 5)]
+    pub key_cache_seconds: u64,
     /// Bootstrap key with every scope (kept only in the environment).
     #[arg(long, env = "DETECTIVE_ADMIN_KEY", hide_env_values = true)]
     pub admin_key: Option<String>,
@@ -152,7 +156,8 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
     let rt = super::common::runtime()?;
     rt.block_on(async {
         let store = open_store(&args.store).await?;
-        let keys = KeyRing::new(store.clone(), args.admin_key.as_deref());
+        let keys = KeyRing::new(store.clone(), args.admin_key.as_deref())
+            .with_ttl(std::time::Duration::from_secs(args.key_cache_seconds));
         bootstrap_key(store.as_ref(), keys.has_bootstrap()).await?;
         let state = Arc::new(AppState {
             detector: OnceLock::new(),
@@ -203,12 +208,24 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
             });
         }
         let server =
-            axum::serve(listener, api::app(state)).with_graceful_shutdown(api::shutdown_signal());
+            axum::serve(listener, api::app(state.clone())).with_graceful_shutdown(api::shutdown_signal());
+        // Start-up reports a failure; a start-up task that ends without a
+        // word and without a detector panicked.
+        let failure = {
+            let state = state.clone();
+            async move {
+                match fail_rx.await {
+                    Ok(e) => e,
+                    Err(_) if state.detector.get().is_some() => std::future::pending().await,
+                    Err(_) => anyhow::anyhow!(
+                        "loading the model and the index panicked (see the log above)"
+                    ),
+                }
+            }
+        };
         tokio::select! {
             served = server => served.context("server failed"),
-            failed = fail_rx => Err(failed.unwrap_or_else(|_| {
-                anyhow::anyhow!("loading the model and the index panicked (see the log above)")
-            })),
+            e = failure => Err(e),
             () = crate::encoder::worker::died() => Err(anyhow::anyhow!(
                 "the encoder thread died (see the log above); exiting so that a supervisor restarts the service"
             )),

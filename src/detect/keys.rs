@@ -4,7 +4,15 @@
 //! neither the lookup nor the comparison leaks how much of a guess was
 //! right. `DETECTIVE_ADMIN_KEY` adds a bootstrap key with every scope that
 //! lives only in the environment.
-use std::sync::Arc;
+//!
+//! Answers are cached by key hash for a few seconds ([`CACHE_TTL`]), found
+//! or not, so a busy client (or one flooding a wrong key) costs one store
+//! query per key per TTL; a revoked key stops working within the TTL. The
+//! cache holds at most [`CACHE_ENTRIES`] keys and is emptied when full, so
+//! a flood of distinct random keys cannot grow it.
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -63,10 +71,20 @@ impl Principal {
     }
 }
 
+/// How long an answer about a key is reused.
+pub const CACHE_TTL: Duration = Duration::from_secs(5);
+/// Most keys cached at once.
+pub const CACHE_ENTRIES: usize = 10_000;
+
 pub struct KeyRing {
     store: Arc<dyn Store>,
     bootstrap: Option<[u8; 32]>,
+    ttl: Duration,
+    cache: Mutex<HashMap<[u8; 32], Cached>>,
 }
+
+/// When a key was looked up, and whom it named (if anyone).
+type Cached = (Instant, Option<Principal>);
 
 fn digest(key: &str) -> [u8; 32] {
     Sha256::digest(key.as_bytes()).into()
@@ -77,7 +95,15 @@ impl KeyRing {
         Self {
             store,
             bootstrap: bootstrap_key.filter(|k| !k.is_empty()).map(digest),
+            ttl: CACHE_TTL,
+            cache: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The same ring reusing answers for `ttl` (zero: never).
+    pub fn with_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
     }
 
     pub fn has_bootstrap(&self) -> bool {
@@ -98,17 +124,39 @@ impl KeyRing {
         let Some(prefix) = prefix_of(presented) else {
             return Ok(None);
         };
+        if let Some((at, found)) = self.cached(&hash) {
+            if at.elapsed() < self.ttl {
+                return Ok(found);
+            }
+        }
         let hex_hash = hex::encode(hash);
+        let mut found = None;
         for (key, stored) in self.store.keys_by_prefix(prefix).await? {
             if bool::from(stored.as_bytes().ct_eq(hex_hash.as_bytes())) {
                 let scopes = key.scopes.iter().filter_map(|s| s.parse().ok()).collect();
-                return Ok(Some(Principal {
+                found = Some(Principal {
                     name: key.name,
                     scopes,
-                }));
+                });
+                break;
             }
         }
-        Ok(None)
+        if !self.ttl.is_zero() {
+            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            if cache.len() >= CACHE_ENTRIES {
+                cache.clear();
+            }
+            cache.insert(hash, (Instant::now(), found.clone()));
+        }
+        Ok(found)
+    }
+
+    fn cached(&self, hash: &[u8; 32]) -> Option<Cached> {
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(hash)
+            .cloned()
     }
 }
 
@@ -159,6 +207,35 @@ mod tests {
         };
         assert!(reader.allows(Scope::Detect));
         assert!(!reader.allows(Scope::ReferenceWrite));
+    }
+
+    /// Within the TTL a revoked key still answers from the cache; with a
+    /// zero TTL revocation is seen at once; unknown keys are answered too.
+    #[tokio::test]
+    async fn lookups_are_cached_for_the_ttl_and_revocation_is_seen_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::open(dir.path().join("k.db").to_str().unwrap())
+            .await
+            .unwrap();
+        let (id, key) = create_key(store.as_ref(), "client", &[Scope::Detect])
+            .await
+            .unwrap();
+        let cached = KeyRing::new(store.clone(), None).with_ttl(Duration::from_secs(3600));
+        let fresh = KeyRing::new(store.clone(), None).with_ttl(Duration::ZERO);
+        assert_eq!(
+            cached.authenticate(&key).await.unwrap().unwrap().name,
+            "client"
+        );
+        assert!(fresh.authenticate(&key).await.unwrap().is_some());
+        assert!(store.revoke_key(id).await.unwrap());
+        assert!(
+            cached.authenticate(&key).await.unwrap().is_some(),
+            "answered from the cache"
+        );
+        assert!(fresh.authenticate(&key).await.unwrap().is_none());
+        let wrong = format!("{KEY_TAG}{}", "0".repeat(48));
+        assert!(cached.authenticate(&wrong).await.unwrap().is_none());
+        assert!(cached.authenticate(&wrong).await.unwrap().is_none());
     }
 
     #[test]

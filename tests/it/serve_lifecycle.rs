@@ -198,3 +198,23 @@ fn a_dead_encoder_thread_makes_the_process_exit_non_zero() {
     s.wait_log("the encoder thread died", 0);
     s.release();
 }
+
+/// A panic while loading (the hold file asks the start-up's last step to
+/// panic): the process exits non-zero instead of staying not-ready forever.
+#[test]
+fn a_panic_while_loading_makes_the_process_exit_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("detective.db");
+    std::fs::write(Server::hold_path(&db), "panic").unwrap();
+    let mut s = Server::spawn(&db, &[]);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let status = loop {
+        if let Some(status) = s.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the server did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(!status.success(), "{status:?}");
+    s.wait_log("loading the model and the index panicked", 0);
+}
