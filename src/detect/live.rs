@@ -26,14 +26,12 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use super::startup::PAGE;
 use super::{snapshot, startup, DetectError, References};
 use crate::index::IndexKind;
 use crate::metrics;
 use crate::store::{Store, StoreError, VectorRow};
 use crate::vocab::EncoderId;
-
-/// Changes read from the feed per query.
-const PAGE: i64 = 1024;
 
 /// When the follower writes index snapshots.
 #[derive(Debug, Clone)]

@@ -21,7 +21,7 @@ use crate::index::IndexKind;
 use crate::store::{Store, VectorRow};
 
 /// Changes read from the feed per query while catching up.
-const PAGE: i64 = 1024;
+pub(super) const PAGE: i64 = 1024;
 
 /// Where the opened set came from.
 #[derive(Debug, Clone, PartialEq)]

@@ -12,7 +12,7 @@
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::metrics::{summarize, Scored, Summary};
+use super::metrics::{scored, summarize, Summary};
 use super::{score, EvalError, EvalOptions, LabelledSet};
 use crate::detect::calibrate::calibrate_on;
 use crate::encoder::Embed;
@@ -88,20 +88,6 @@ pub fn pick<'a>(
     chosen.into_iter().take(n).map(|(_, r)| r).collect()
 }
 
-fn scored(test: &LabelledSet, verdicts: &[crate::detect::Verdict]) -> Summary {
-    let rows: Vec<Scored> = test
-        .records
-        .iter()
-        .zip(verdicts)
-        .map(|(r, v)| Scored {
-            truth: r.label,
-            predicted: v.label,
-            score: v.score,
-        })
-        .collect();
-    summarize(&rows)
-}
-
 fn evaluate(
     refs: &[VectorRow],
     test: &LabelledSet,
@@ -111,7 +97,7 @@ fn evaluate(
     let cal = calibrate_on(refs, dim, &opts.calibration())?;
     let k = opts.k.unwrap_or(cal.k);
     let verdicts = score(refs, test, dim, &cal, opts)?;
-    Ok((scored(test, &verdicts), k))
+    Ok((summarize(&scored(&test.records, &verdicts)), k))
 }
 
 /// Which folds to run and where their added references come from.

@@ -1,7 +1,8 @@
 //! Detection metrics over labelled verdicts. "Positive" is machine.
 use serde::Serialize;
 
-use crate::store::Label;
+use crate::detect::Verdict;
+use crate::store::{Label, NewReference};
 
 /// One scored text: truth, majority label, machine score.
 #[derive(Debug, Clone, Copy)]
@@ -27,6 +28,19 @@ pub struct Summary {
     pub auroc: Option<f64>,
     pub tpr_at_1pct_fpr: Option<f64>,
     pub tpr_at_5pct_fpr: Option<f64>,
+}
+
+/// Each scored record's truth beside its verdict.
+pub fn scored(records: &[NewReference], verdicts: &[Verdict]) -> Vec<Scored> {
+    records
+        .iter()
+        .zip(verdicts)
+        .map(|(r, v)| Scored {
+            truth: r.label,
+            predicted: v.label,
+            score: v.score,
+        })
+        .collect()
 }
 
 /// `a / b` in percent; 0 when `b` is 0.

@@ -56,16 +56,7 @@ type KeyFn = fn(&NewReference) -> Option<&str>;
 
 impl Report {
     pub fn build(input: ReportInput<'_>) -> Self {
-        let scored: Vec<Scored> = input
-            .records
-            .iter()
-            .zip(input.verdicts)
-            .map(|(r, v)| Scored {
-                truth: r.label,
-                predicted: v.label,
-                score: v.score,
-            })
-            .collect();
+        let scored = super::metrics::scored(input.records, input.verdicts);
         let mut breakdowns = BTreeMap::new();
         let keys: [(&str, KeyFn); 5] = [
             ("source", |r| r.source.as_deref()),

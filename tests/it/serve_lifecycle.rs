@@ -186,14 +186,7 @@ fn a_dead_encoder_thread_makes_the_process_exit_non_zero() {
     if let Ok(r) = answer {
         assert_eq!(r.status().as_u16(), 503, "{:?}", r.text());
     }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = s.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "the server did not exit");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = s.wait_exit(Duration::from_secs(60));
     assert!(!status.success(), "{status:?}");
     s.wait_log("the encoder thread died", 0);
     s.release();
@@ -207,14 +200,7 @@ fn a_panic_while_loading_makes_the_process_exit_non_zero() {
     let db = dir.path().join("detective.db");
     std::fs::write(Server::hold_path(&db), "panic").unwrap();
     let mut s = Server::spawn(&db, &[]);
-    let deadline = Instant::now() + Duration::from_secs(300);
-    let status = loop {
-        if let Some(status) = s.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "the server did not exit");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = s.wait_exit(Duration::from_secs(300));
     assert!(!status.success(), "{status:?}");
     s.wait_log("loading the model and the index panicked", 0);
 }
