@@ -13,12 +13,12 @@ use super::auth::{require, require_detect};
 use super::error::ApiError;
 use super::extract::{body, from_value, parse};
 use super::wire::{
-    Deleted, DetectBatch, DetectRequest, DetectResult, ReferenceBatch, ReferenceBatchCreated,
-    ReferenceCreated, ReferenceItem,
+    Called, Deleted, DetectBatch, DetectRequest, DetectResult, ReferenceBatch,
+    ReferenceBatchCreated, ReferenceCreated, ReferenceItem,
 };
 use super::{AppState, Overlength};
 use crate::detect::keys::Scope;
-use crate::detect::{Decision, Detector, Tokens};
+use crate::detect::{Decision, Detector, Prepped};
 use crate::store::{Label, NewReference};
 
 type Shared = State<Arc<AppState>>;
@@ -65,6 +65,7 @@ pub async fn info(State(state): Shared) -> Result<Json<serde_json::Value>, ApiEr
             "checksum": enc.checksum,
             "max_length": enc.max_length,
             "dimensions": d.encoder().dim(),
+            "view": d.encoder().view(),
         },
         // What this process votes with, beside what the store holds: a
         // replica behind the store shows applied_seq < store_seq.
@@ -80,6 +81,7 @@ pub async fn info(State(state): Shared) -> Result<Json<serde_json::Value>, ApiEr
             Decision::Majority => "majority",
             Decision::OperatingPoint => "operating-point",
         },
+        "languages": d.languages().describe(),
         "operating_point": cfg.operating_point,
         "novelty_threshold": cfg.novelty_threshold,
         "references": {
@@ -177,10 +179,11 @@ async fn tokenize(
     d: &Detector,
     fields: Vec<String>,
     texts: Vec<String>,
-) -> Result<Vec<Tokens>, ApiError> {
-    let tokens = d.tokenize(texts).await?;
+    judge: bool,
+) -> Result<Prepped, ApiError> {
+    let tokens = d.tokenize(texts, judge).await?;
     if state.config.overlength == Overlength::Reject {
-        if let Some(i) = tokens.iter().position(|(_, cut)| *cut) {
+        if let Some(i) = tokens.0.iter().position(|p| p.truncated) {
             return Err(ApiError::TooManyTokens(format!(
                 "{} is longer than the {} tokens the model reads; send a shorter text \
                  (the service runs with --overlength reject)",
@@ -223,10 +226,9 @@ pub async fn detect(
         }
     }
     let d = detector(&state)?;
-    let tokens = tokenize(&state, d, fields, texts).await?;
-    let truncated: Vec<bool> = tokens.iter().map(|(_, cut)| *cut).collect();
-    let seqs = tokens.into_iter().map(|(ids, _)| ids).collect();
-    let detections = d.detect(seqs, req.k).await?;
+    let tokens = tokenize(&state, d, fields, texts, true).await?;
+    let truncated: Vec<bool> = tokens.0.iter().map(|p| p.truncated).collect();
+    let detections = d.detect(tokens, req.k).await?;
     let encoder = d.encoder().id().to_string();
     let mut results: Vec<DetectResult> = detections
         .into_iter()
@@ -234,7 +236,11 @@ pub async fn detect(
         .map(|(det, truncated)| {
             let v = det.verdict;
             DetectResult {
-                label: det.label,
+                label: match det.abstained {
+                    Some(_) => Called::Unknown,
+                    None => det.label.into(),
+                },
+                abstained: det.abstained,
                 score: v.score,
                 majority: v.label,
                 operating_point: v.operating_point,
@@ -306,10 +312,10 @@ pub async fn add_reference(
     }
     let d = detector(&state)?;
     let texts = items.iter().map(|i| i.text.clone()).collect();
-    let tokens = tokenize(&state, d, fields, texts).await?;
-    let seqs = tokens.into_iter().map(|(ids, _)| ids).collect();
+    let tokens = tokenize(&state, d, fields, texts, false).await?;
+
     let new: Vec<NewReference> = items.into_iter().map(|i| to_new(i, &who.name)).collect();
-    let inserted = d.add(new, seqs).await?;
+    let inserted = d.add(new, tokens).await?;
     let any_created = inserted.iter().any(|i| i.created);
     let status = if any_created {
         StatusCode::CREATED

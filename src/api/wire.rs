@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::detect::vote::{Attribution, Neighbour, OperatingVerdict};
+use crate::detect::Abstention;
 use crate::store::Label;
 
 #[derive(Debug, Deserialize)]
@@ -16,10 +17,32 @@ pub struct DetectRequest {
     pub explain: bool,
 }
 
+/// What a detection says: a label, or `unknown` when it abstains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Called {
+    Human,
+    Machine,
+    Unknown,
+}
+
+impl From<Label> for Called {
+    fn from(l: Label) -> Self {
+        match l {
+            Label::Human => Self::Human,
+            Label::Machine => Self::Machine,
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct DetectResult {
-    /// The decision (majority or operating point, per configuration).
-    pub label: Label,
+    /// The decision (majority or operating point, per configuration), or
+    /// `unknown` when the detection abstains.
+    pub label: Called,
+    /// Why there is no verdict (`label` is `unknown`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub abstained: Option<Abstention>,
     /// Probability-like share of machine neighbours, similarity-weighted.
     pub score: f64,
     /// The plain majority of the k nearest references.

@@ -16,7 +16,7 @@ use tch::{Device, Kind, Tensor};
 
 use super::input::Reader;
 use super::EncoderArgs;
-use crate::encoder::{Embed, Encoder};
+use crate::encoder::{Embed, Encoder, Lexical};
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -74,6 +74,17 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.mixed {
         rows.push(mixed(&encoder, path, args.mixed_count, reps)?);
         print_row(rows.last().expect("just pushed"));
+        let lexical = args.encoder.view()?.lexical.unwrap_or_default();
+        rows.push(lexical_row(lexical, path, args.mixed_count, reps)?);
+        let r = rows.last().expect("just pushed");
+        println!(
+            "{:<6} {:<12} {:>10.1} texts/s {:>8.1} µs per text (one thread, {})",
+            r.workload,
+            format!("{} texts", r.texts),
+            r.texts_per_s,
+            1e6 / r.texts_per_s,
+            lexical.tag()
+        );
     }
     if let Some(path) = &args.json {
         let report = serde_json::json!({
@@ -135,6 +146,23 @@ fn mixed(
         return Err(e.into());
     }
     Ok(row("mixed", 0, 0, texts.len(), tokens, secs, flops))
+}
+
+/// The lexical view alone over the same texts, on one thread.
+fn lexical_row(
+    lexical: Lexical,
+    path: &std::path::Path,
+    count: usize,
+    reps: usize,
+) -> anyhow::Result<Row> {
+    let records = Reader::open(Some(path))?.next_chunk(count)?;
+    let mut out = vec![0f32; lexical.dim];
+    let secs = median_secs(reps, || {
+        for r in &records {
+            lexical.add_to(&r.text, &mut out);
+        }
+    });
+    Ok(row("lexical", 0, 0, records.len(), 0, secs, 0))
 }
 
 fn row(

@@ -8,8 +8,8 @@ use clap::Args;
 use super::common::{open_references, open_store, runtime, IndexArgs, StoreArgs};
 use super::input::Reader;
 use super::EncoderArgs;
-use crate::detect::{detect_vectors, Decision, Verdict};
-use crate::encoder::{Embed, Encoder};
+use crate::detect::{detect_vectors, Abstention, Decision, Languages, Verdict};
+use crate::encoder::Embed;
 
 #[derive(Debug, Args)]
 pub struct DetectArgs {
@@ -40,6 +40,10 @@ pub struct DetectArgs {
     /// Include the neighbours in JSON output.
     #[arg(long)]
     pub explain: bool,
+    /// Languages verdicts are given for (as `serve --languages`): texts in
+    /// others are labelled unknown.
+    #[arg(long, env = "DETECTIVE_LANGUAGES", default_value = "eng")]
+    pub languages: String,
 }
 
 pub fn run(args: &DetectArgs) -> anyhow::Result<()> {
@@ -51,8 +55,9 @@ pub fn run(args: &DetectArgs) -> anyhow::Result<()> {
     };
     let decision =
         Decision::parse(&args.decision).map_err(|e| anyhow::anyhow!("--decision: {e}"))?;
-    let encoder = Encoder::load(&args.encoder.to_config()?)
-        .with_context(|| format!("cannot load model {:?}", args.encoder.model))?;
+    let languages =
+        Languages::parse(&args.languages).map_err(|e| anyhow::anyhow!("--languages: {e}"))?;
+    let encoder = args.encoder.load()?;
     let rt = runtime()?;
     let (refs, cfg) = rt.block_on(async {
         let store = open_store(&args.store).await?;
@@ -107,7 +112,8 @@ pub fn run(args: &DetectArgs) -> anyhow::Result<()> {
                 explain: args.explain,
                 encoder: encoder.id().to_string(),
             };
-            print_verdict(&mut out, text, &verdict, &how)?;
+            let abstained = languages.judge(text);
+            print_verdict(&mut out, text, &verdict, abstained.as_ref(), &how)?;
         }
     }
     Ok(())
@@ -126,6 +132,7 @@ fn print_verdict(
     out: &mut impl Write,
     text: &str,
     v: &Verdict,
+    abstained: Option<&Abstention>,
     how: &Output,
 ) -> anyhow::Result<()> {
     let Output {
@@ -135,6 +142,10 @@ fn print_verdict(
         explain,
         ref encoder,
     } = *how;
+    let label = match abstained {
+        Some(_) => "unknown",
+        None => decision.label(v).as_str(),
+    };
     if table {
         let preview: String = text
             .chars()
@@ -144,7 +155,7 @@ fn print_verdict(
         writeln!(
             out,
             "{:<8} {:<8} {:<8} {:>6.3} {:>4}  {:<14} {:<18} {:<5} {}",
-            decision.label(v).as_str(),
+            label,
             v.label.as_str(),
             v.operating_point
                 .as_ref()
@@ -166,7 +177,10 @@ fn print_verdict(
         obj.insert("encoder".into(), encoder.as_str().into());
         // The shape of the HTTP answer: `label` is the decision.
         obj.insert("majority".into(), v.label.as_str().into());
-        obj.insert("label".into(), decision.label(v).as_str().into());
+        obj.insert("label".into(), label.into());
+        if let Some(a) = abstained {
+            obj.insert("abstained".into(), serde_json::to_value(a)?);
+        }
     }
     serde_json::to_writer(&mut *out, &value)?;
     writeln!(out)?;

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use super::input::{count_records, progress, Reader};
 use super::EncoderArgs;
-use crate::encoder::{Embed, Encoder};
+use crate::encoder::Embed;
 
 #[derive(Debug, Args)]
 pub struct EmbedArgs {
@@ -22,10 +22,8 @@ pub struct EmbedArgs {
 }
 
 pub fn run(args: &EmbedArgs) -> anyhow::Result<()> {
-    let cfg = args.encoder.to_config()?;
     let mut reader = Reader::open(args.file.as_deref())?;
-    let encoder =
-        Encoder::load(&cfg).with_context(|| format!("cannot load model {:?}", cfg.model))?;
+    let encoder = args.encoder.load()?;
     let bar = progress(count_records(args.file.as_deref()), "texts");
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());

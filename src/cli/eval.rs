@@ -10,10 +10,11 @@ use super::common::{all_rows, bar_progress, open_store, redact, runtime, IndexAr
 use super::input::progress;
 use super::EncoderArgs;
 use crate::detect::calibrate::calibrate_on;
-use crate::detect::{check_encoder, seed};
-use crate::encoder::{Embed, Encoder};
+use crate::detect::{check_encoder, seed, Languages};
+use crate::encoder::{Embed, Encoder, Styled};
 use crate::eval::generalization::{leave_family_out, Generalization, Plan};
 use crate::eval::report::ReportInput;
+use crate::eval::views::{self, ViewPlan};
 use crate::eval::{load_set, plot, score, EvalOptions, LabelledSet, Report};
 use crate::index::IndexKind;
 use crate::store::VectorRow;
@@ -32,8 +33,8 @@ pub struct EvalArgs {
     #[arg(long)]
     pub db: Option<String>,
     /// The file to score.
-    #[arg(long)]
-    pub test: PathBuf,
+    #[arg(long, required_unless_present = "choose_view")]
+    pub test: Option<PathBuf>,
     /// Write the JSON report here.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -70,6 +71,78 @@ pub struct EvalArgs {
     /// References of the unseen family added per fold.
     #[arg(long, default_value_t = 100)]
     pub adapt_count: usize,
+    /// Instead of scoring a file, compare style views on a validation split
+    /// of the references alone (in distribution, each --leave-family-out
+    /// family unseen, and with --adapt-count of its references added back)
+    /// and name the best.
+    #[arg(long)]
+    pub choose_view: bool,
+    /// Lexical dimensions compared by --choose-view (0: neural view alone).
+    #[arg(long, value_delimiter = ',', default_value = "0,1024,2048,4096")]
+    pub lexical_dims: Vec<usize>,
+    /// Languages verdicts are given for (as `serve --languages`): scored
+    /// texts in others abstain and count as not machine.
+    #[arg(long, default_value = "eng")]
+    pub languages: String,
+    /// Neural weights compared by --choose-view.
+    #[arg(long, value_delimiter = ',', default_value = "0,0.2,0.3,0.4,0.5,0.7")]
+    pub alphas: Vec<f32>,
+}
+
+fn choose_view(
+    args: &EvalArgs,
+    encoder: &Styled<Encoder>,
+    rows: &[VectorRow],
+    texts: &[&str],
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !rows.is_empty(),
+        "--choose-view needs references (--db or --refs)"
+    );
+    let opts = EvalOptions {
+        index: IndexKind::Exact,
+        val_fraction: args.val_fraction,
+        max_val: args.max_val,
+        cache_dir: None,
+        ..EvalOptions::default()
+    };
+    let plan = ViewPlan {
+        lexical_dims: &args.lexical_dims,
+        alphas: &args.alphas,
+        families: &args.leave_family_out,
+        adapt_count: args.adapt_count,
+        val_fraction: args.val_fraction,
+    };
+    let started = Instant::now();
+    let candidates = views::choose(rows, texts, encoder.inner().dim(), &plan, &opts, &|c| {
+        eprintln!(
+            "lexical {:>5} alpha {:.2}: in-distribution {:.2}, unseen {:.2}, added {:.2} ({:.0} s)",
+            c.lexical_dim,
+            c.alpha,
+            c.in_distribution,
+            c.unseen,
+            c.adapted,
+            started.elapsed().as_secs_f64()
+        )
+    })?;
+    let md = format!(
+        "Style views of {} on a validation split of {} references \
+         (families left out: {}; {} added back)\n\n{}",
+        encoder.inner().id(),
+        rows.len(),
+        args.leave_family_out.join(", "),
+        args.adapt_count,
+        views::markdown(&candidates)
+    );
+    println!("{md}");
+    if let Some(p) = &args.json {
+        std::fs::write(p, serde_json::to_vec_pretty(&candidates)?)
+            .with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    if let Some(p) = &args.markdown {
+        std::fs::write(p, &md).with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    Ok(())
 }
 
 fn read_records(path: &std::path::Path) -> anyhow::Result<Vec<crate::store::NewReference>> {
@@ -87,11 +160,12 @@ fn read_records(path: &std::path::Path) -> anyhow::Result<Vec<crate::store::NewR
 
 fn generalization(
     args: &EvalArgs,
-    encoder: &Encoder,
+    encoder: &Styled<Encoder>,
     rows: &[VectorRow],
     test: &LabelledSet,
     opts: &EvalOptions,
 ) -> anyhow::Result<()> {
+    let test_path = args.test.as_deref().unwrap_or(std::path::Path::new("-"));
     let pool = match &args.adapt_from {
         Some(p) => read_records(p)?,
         None => Vec::new(),
@@ -111,7 +185,7 @@ fn generalization(
     let report = Generalization::new(
         encoder.id().to_string(),
         rows.len(),
-        args.test.display().to_string(),
+        test_path.display().to_string(),
         folds,
     );
     let md = report.markdown();
@@ -126,6 +200,8 @@ fn generalization(
     Ok(())
 }
 
+/// A labelled file's neural vectors (cached per neural encoder, so views
+/// can be compared without re-embedding).
 fn load(
     path: &std::path::Path,
     encoder: &Encoder,
@@ -142,8 +218,9 @@ fn load(
     Ok(set)
 }
 
-/// The active references of a store, seeded with the defaults if empty.
-fn store_rows(db: &str, encoder: &Encoder) -> anyhow::Result<Vec<VectorRow>> {
+/// The active references of a store (seeded with the defaults if empty) in
+/// `encoder`'s neural space, with their texts.
+fn store_rows(db: &str, encoder: &Encoder) -> anyhow::Result<(Vec<VectorRow>, Vec<String>)> {
     runtime()?.block_on(async {
         let store = open_store(&StoreArgs { db: db.to_owned() }).await?;
         let seeded = seed::if_empty(
@@ -157,29 +234,56 @@ fn store_rows(db: &str, encoder: &Encoder) -> anyhow::Result<Vec<VectorRow>> {
         }
         check_encoder(store.as_ref(), encoder.id()).await?;
         let rows = all_rows(store.as_ref()).await?;
+        let mut texts = std::collections::HashMap::new();
+        let mut after = 0;
+        loop {
+            let page = store.texts(after, 4096).await?;
+            let Some(last) = page.last() else { break };
+            after = last.0;
+            texts.extend(page);
+        }
+        let texts = rows
+            .iter()
+            .map(|r| texts.remove(&r.id).unwrap_or_default())
+            .collect();
         eprintln!("store {}: {} references", redact(db), rows.len());
-        Ok(rows)
+        Ok((rows, texts))
     })
 }
 
 pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
-    let encoder = Encoder::load(&args.encoder.to_config()?)
-        .with_context(|| format!("cannot load model {:?}", args.encoder.model))?;
+    let encoder = args.encoder.load()?;
     let cache = (!args.no_cache).then_some(args.cache.as_path());
     let started = Instant::now();
-    let mut rows = match &args.db {
-        Some(db) => store_rows(db, &encoder)?,
-        None => Vec::new(),
+    let (mut rows, mut texts) = match &args.db {
+        Some(db) => store_rows(db, encoder.inner())?,
+        None => Default::default(),
     };
     for path in &args.refs {
-        let set = load(path, &encoder, cache)?;
+        let set = load(path, encoder.inner(), cache)?;
         let offset = rows.iter().map(|r| r.id).max().unwrap_or(0);
         rows.extend(set.rows().into_iter().map(|mut r| {
             r.id += offset;
             r
         }));
+        texts.extend(set.records.into_iter().map(|r| r.text));
     }
-    let test = load(&args.test, &encoder, cache)?;
+    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+    if args.choose_view {
+        return choose_view(args, &encoder, &rows, &texts);
+    }
+    let view = encoder.view();
+    let fused = view.finish(&texts, rows.iter().map(|r| r.embedding.clone()).collect());
+    for (r, v) in rows.iter_mut().zip(fused) {
+        r.embedding = v;
+    }
+    let test_path = args
+        .test
+        .as_deref()
+        .context("--test is required (except with --choose-view)")?;
+    let mut test = load(test_path, encoder.inner(), cache)?;
+    let test_texts: Vec<&str> = test.records.iter().map(|r| r.text.as_str()).collect();
+    test.vectors = view.finish(&test_texts, std::mem::take(&mut test.vectors));
     let embedded = started.elapsed();
     let kind = args.index.kind(rows.len())?;
     let opts = EvalOptions {
@@ -199,7 +303,21 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         cal.validation_size, cal.k
     );
     let t = Instant::now();
-    let verdicts = score(&rows, &test, encoder.dim(), &cal, &opts)?;
+    let mut verdicts = score(&rows, &test, encoder.dim(), &cal, &opts)?;
+    let languages =
+        Languages::parse(&args.languages).map_err(|e| anyhow::anyhow!("--languages: {e}"))?;
+    let mut abstained = 0;
+    for (r, v) in test.records.iter().zip(verdicts.iter_mut()) {
+        if languages.judge(&r.text).is_some() {
+            // No verdict: counted as not machine.
+            abstained += 1;
+            v.label = crate::store::Label::Human;
+            v.score = 0.0;
+            if let Some(op) = v.operating_point.as_mut() {
+                op.label = crate::store::Label::Human;
+            }
+        }
+    }
     let scoring = t.elapsed();
     let report = Report::build(ReportInput {
         encoder: encoder.id().to_string(),
@@ -209,7 +327,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
             .map(|db| format!("store {}", redact(db)))
             .chain(args.refs.iter().map(|p| p.display().to_string()))
             .collect(),
-        test: args.test.display().to_string(),
+        test: test_path.display().to_string(),
         index: match kind {
             IndexKind::Exact => "exact".into(),
             IndexKind::Hnsw(p) => format!(
@@ -221,6 +339,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         records: &test.records,
         verdicts: &verdicts,
         calibration: cal,
+        abstained,
     });
     let md = report.markdown();
     println!("{md}");

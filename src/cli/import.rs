@@ -11,7 +11,7 @@ use super::EncoderArgs;
 use crate::detect::calibrate;
 use crate::detect::check_encoder;
 use crate::detect::import::{import, ImportOptions};
-use crate::encoder::{Embed, Encoder};
+use crate::encoder::Embed;
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
@@ -40,8 +40,7 @@ pub struct ImportArgs {
 pub fn run(args: &ImportArgs) -> anyhow::Result<()> {
     let file = std::fs::File::open(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?;
-    let encoder = Encoder::load(&args.encoder.to_config()?)
-        .with_context(|| format!("cannot load model {:?}", args.encoder.model))?;
+    let encoder = args.encoder.load()?;
     let opts = ImportOptions {
         batch: args.batch,
         skip_invalid: args.skip_invalid,

@@ -17,7 +17,9 @@ mod train;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{EncoderConfig, DEFAULT_MAX_LENGTH, DEFAULT_MODEL};
-use crate::encoder::registry;
+use anyhow::Context;
+
+use crate::encoder::{registry, Encoder, Lexical, Styled, View};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -93,6 +95,15 @@ pub struct EncoderArgs {
     /// Most texts per forward pass.
     #[arg(long, env = "DETECTIVE_MAX_BATCH", default_value_t = 64)]
     pub max_batch: usize,
+    /// Dimensions of the lexical view (character 2-4-grams hashed) fused
+    /// with the neural one; 0 for the neural view alone (default: the
+    /// model's manifest, else 0).
+    #[arg(long, env = "DETECTIVE_LEXICAL_DIM")]
+    pub lexical_dim: Option<usize>,
+    /// Weight of the neural view in the fused similarity, in [0, 1]
+    /// (default: the model's manifest).
+    #[arg(long, env = "DETECTIVE_ALPHA")]
+    pub alpha: Option<f32>,
 }
 
 impl EncoderArgs {
@@ -101,6 +112,43 @@ impl EncoderArgs {
         self.max_length.unwrap_or_else(|| {
             registry::default_max_length(&self.model).unwrap_or(DEFAULT_MAX_LENGTH)
         })
+    }
+
+    /// The style view: `--lexical-dim` and `--alpha` over the model's default.
+    pub fn view(&self) -> anyhow::Result<View> {
+        let default = registry::default_view(&self.model).unwrap_or_default();
+        let lexical = match self.lexical_dim {
+            Some(0) => None,
+            Some(dim) => Some(Lexical {
+                dim,
+                ..default.lexical.unwrap_or_default()
+            }),
+            None => default.lexical,
+        };
+        let alpha = self.alpha.unwrap_or(if default.lexical.is_some() {
+            default.alpha
+        } else {
+            0.5
+        });
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&alpha),
+            "--alpha must be within [0, 1], not {alpha}"
+        );
+        anyhow::ensure!(
+            self.lexical_dim.is_none_or(|d| d <= 1 << 16),
+            "--lexical-dim must be at most 65536"
+        );
+        Ok(match lexical {
+            Some(l) => View::fused(l, alpha),
+            None => View::neural(),
+        })
+    }
+
+    /// The encoder with its style view.
+    pub fn load(&self) -> anyhow::Result<Styled<Encoder>> {
+        let encoder = Encoder::load(&self.to_config()?)
+            .with_context(|| format!("cannot load model {:?}", self.model))?;
+        Ok(Styled::new(encoder, self.view()?))
     }
 
     pub fn to_config(&self) -> anyhow::Result<EncoderConfig> {

@@ -1,13 +1,12 @@
 //! `detective reindex`: re-embed every stored reference with the running
 //! encoder (after changing model or max_length), then recalibrate.
-use anyhow::Context;
 use clap::Args;
 
 use super::common::{all_rows, open_store, runtime, IndexArgs, StoreArgs};
 use super::input::progress;
 use super::EncoderArgs;
 use crate::detect::calibrate;
-use crate::encoder::{Embed, Encoder};
+use crate::encoder::Embed;
 
 #[derive(Debug, Args)]
 pub struct ReindexArgs {
@@ -20,8 +19,7 @@ pub struct ReindexArgs {
 }
 
 pub fn run(args: &ReindexArgs) -> anyhow::Result<()> {
-    let encoder = Encoder::load(&args.encoder.to_config()?)
-        .with_context(|| format!("cannot load model {:?}", args.encoder.model))?;
+    let encoder = args.encoder.load()?;
     runtime()?.block_on(async {
         let store = open_store(&args.store).await?;
         let total = store.counts().await?.total;

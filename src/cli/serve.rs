@@ -33,6 +33,11 @@ pub struct ServeArgs {
     /// operating-point (the calibrated threshold for --target-fpr).
     #[arg(long, env = "DETECTIVE_DECISION", default_value = "majority")]
     pub decision: String,
+    /// Languages verdicts are given for (ISO 639-3 or common two-letter
+    /// codes, comma-separated, or any): texts identified as another
+    /// language get `label: "unknown"` with a reason.
+    #[arg(long, env = "DETECTIVE_LANGUAGES", default_value = "eng")]
+    pub languages: String,
     /// Operating point: target false-positive rate on human text.
     #[arg(long, env = "DETECTIVE_TARGET_FPR", default_value_t = 0.01)]
     pub target_fpr: f64,
@@ -109,8 +114,8 @@ impl ServeArgs {
     /// The configuration, one line, without secrets.
     fn describe(&self) -> String {
         format!(
-            "listen={} db={} model={} max_length={} device={} index={} decision={} target_fpr={} \
-             k={} open_detect={} max_items={} max_text_chars={} max_body_bytes={} overlength={} \
+            "listen={} db={} model={} max_length={} device={} index={} decision={} languages={} \
+             target_fpr={} k={} open_detect={} max_items={} max_text_chars={} max_body_bytes={} overlength={} \
              queue_capacity={} coalesce_tokens={} feed_poll_ms={} snapshot_dir={} \
              snapshot_every={} admin_key={}",
             self.listen,
@@ -120,6 +125,7 @@ impl ServeArgs {
             self.encoder.device,
             self.index.index,
             self.decision,
+            self.languages,
             self.target_fpr,
             self.k.map_or("calibrated".into(), |k| k.to_string()),
             self.open_detect,
@@ -146,7 +152,7 @@ impl ServeArgs {
 pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
     let config = args.api_config()?;
     let decision = args.decision()?;
-    let enc_cfg = args.encoder.to_config()?;
+    let enc_cfg = (args.encoder.to_config()?, args.encoder.view()?);
     eprintln!(
         "detective {} serve: {}",
         env!("CARGO_PKG_VERSION"),
@@ -187,6 +193,8 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
                 k: args.k,
                 target_fpr: args.target_fpr,
                 decision,
+                languages: crate::detect::Languages::parse(&args.languages)
+                    .map_err(|e| anyhow::anyhow!("--languages: {e}"))?,
                 feed_poll: std::time::Duration::from_millis(args.feed_poll_ms.max(10)),
                 snapshot_every: args.snapshot_every.max(1),
             };
@@ -238,13 +246,14 @@ struct Policy {
     k: Option<usize>,
     target_fpr: f64,
     decision: Decision,
+    languages: crate::detect::Languages,
     feed_poll: std::time::Duration,
     snapshot_every: i64,
 }
 
 async fn load(
     store: Arc<dyn Store>,
-    enc_cfg: crate::config::EncoderConfig,
+    (enc_cfg, view): (crate::config::EncoderConfig, crate::encoder::View),
     (store_args, index): (StoreArgs, IndexArgs),
     workers: WorkerConfig,
     policy: Policy,
@@ -253,11 +262,13 @@ async fn load(
         k,
         target_fpr,
         decision,
+        languages,
         feed_poll,
         snapshot_every,
     } = policy;
     let encoder = Encoder::load(&enc_cfg)
         .with_context(|| format!("cannot load model {:?}", enc_cfg.model))?;
+    let encoder = crate::encoder::Styled::new(encoder, view);
     let opened = open_references(store.as_ref(), &encoder, &store_args, &index).await?;
     match &opened.origin {
         Origin::Built => eprintln!(
@@ -314,7 +325,8 @@ async fn load(
         anyhow::ensure!(k > 0, "--k must be positive");
         vote.k = k;
     }
-    let handle = EncoderHandle::spawn(encoder, workers);
+    let (encoder, view) = encoder.into_parts();
+    let handle = EncoderHandle::spawn(encoder, view, workers);
     metrics::INFO
         .with_label_values(&[
             env!("CARGO_PKG_VERSION"),
@@ -325,7 +337,9 @@ async fn load(
     let counts = store.counts().await?;
     metrics::set_references(&counts.by_family);
     crate::hold::wait("ready");
-    Ok(Detector::new(store, handle, live, vote, decision))
+    Ok(Detector::new(
+        store, handle, live, vote, decision, languages,
+    ))
 }
 
 /// With no admin key in the environment and no key in the store, creates an

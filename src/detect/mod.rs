@@ -7,6 +7,7 @@
 pub mod calibrate;
 pub mod import;
 pub mod keys;
+pub mod language;
 pub mod live;
 mod references;
 pub mod seed;
@@ -18,8 +19,9 @@ pub mod vote;
 use crate::encoder::EncoderId;
 use crate::store::{Store, StoreError};
 pub use calibrate::Calibration;
+pub use language::{Abstention, Languages};
 pub use references::References;
-pub use service::{Decision, Detection, Detector, Tokens};
+pub use service::{Decision, Detection, Detector, Prepped};
 pub use vote::{vote, Neighbour, Verdict, VoteConfig};
 
 #[derive(Debug, thiserror::Error)]

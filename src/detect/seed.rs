@@ -118,8 +118,12 @@ pub async fn if_empty(
             return Ok(0);
         }
     };
-    let vectors = match load_embeddings(&dir, encoder.id(), texts.len(), encoder.dim()) {
-        Some(v) => v,
+    let (base_id, base_dim) = encoder.base();
+    let vectors = match load_embeddings(&dir, base_id, texts.len(), base_dim) {
+        Some(v) => {
+            let t: Vec<&str> = texts.iter().map(|r| r.text.as_str()).collect();
+            encoder.finish(&t, v)
+        }
         None => {
             tracing::info!(
                 texts = texts.len(),

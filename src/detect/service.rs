@@ -6,9 +6,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::language::{Abstention, Languages};
 use super::live::Live;
 use super::{vote, DetectError, Verdict, VoteConfig};
-use crate::encoder::EncoderHandle;
+use crate::encoder::{EncoderHandle, Prepared};
 use crate::metrics;
 use crate::store::{Counts, Inserted, Label, NewReference, Reference, Store};
 
@@ -43,12 +44,17 @@ impl Decision {
     }
 }
 
-/// A verdict with the label chosen by the configured [`Decision`].
+/// A verdict with the label chosen by the configured [`Decision`], or an
+/// abstention (no verdict: `label` is then not to be acted on).
 #[derive(Debug, Clone)]
 pub struct Detection {
     pub label: Label,
     pub verdict: Verdict,
+    pub abstained: Option<Abstention>,
 }
+
+/// Prepared texts and, per text, why it gets no verdict (if it does not).
+pub type Prepped = (Vec<Prepared>, Vec<Option<Abstention>>);
 
 pub struct Detector {
     store: Arc<dyn Store>,
@@ -56,11 +62,8 @@ pub struct Detector {
     refs: Arc<Live>,
     vote: VoteConfig,
     decision: Decision,
+    languages: Languages,
 }
-
-/// Tokenized text: ids (truncated to the encoder's `max_length`) and
-/// whether truncation happened.
-pub type Tokens = (Vec<i64>, bool);
 
 impl Detector {
     pub fn new(
@@ -69,6 +72,7 @@ impl Detector {
         refs: Arc<Live>,
         vote: VoteConfig,
         decision: Decision,
+        languages: Languages,
     ) -> Self {
         metrics::INDEX_VECTORS.set(refs.snapshot().len() as i64);
         Self {
@@ -77,6 +81,7 @@ impl Detector {
             refs,
             vote,
             decision,
+            languages,
         }
     }
 
@@ -106,13 +111,20 @@ impl Detector {
         &self.refs
     }
 
-    /// Tokenizes on the blocking pool, off the async runtime.
-    pub async fn tokenize(&self, texts: Vec<String>) -> Result<Vec<Tokens>, DetectError> {
-        let tokenizer = self.encoder.tokenizer().clone();
+    /// Tokenizes (and computes lexical vectors) on the blocking pool, off
+    /// the async runtime; with `judge`, also decides which texts get no
+    /// verdict (a language the references do not cover).
+    pub async fn tokenize(&self, texts: Vec<String>, judge: bool) -> Result<Prepped, DetectError> {
+        let encoder = self.encoder.clone();
+        let languages = judge.then(|| self.languages.clone());
         let started = Instant::now();
         let out = tokio::task::spawn_blocking(move || {
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-            tokenizer.encode_batch_flagged(&refs)
+            let abstain = match languages {
+                Some(l) => refs.iter().map(|t| l.judge(t)).collect(),
+                None => vec![None; refs.len()],
+            };
+            encoder.prepare(&refs).map(|p| (p, abstain))
         })
         .await
         .map_err(|_| DetectError::Worker(crate::encoder::WorkerError::Failed))?
@@ -121,14 +133,18 @@ impl Detector {
         Ok(out)
     }
 
+    pub fn languages(&self) -> &Languages {
+        &self.languages
+    }
+
     /// Verdicts for tokenized texts, `k` overriding the calibrated one.
     pub async fn detect(
         &self,
-        seqs: Vec<Vec<i64>>,
+        (texts, abstain): Prepped,
         k: Option<usize>,
     ) -> Result<Vec<Detection>, DetectError> {
-        let n = seqs.len();
-        let vectors = self.encoder.embed_tokens(seqs).await?;
+        let n = texts.len();
+        let vectors = self.encoder.embed(texts).await?;
         if vectors.len() != n {
             return Err(DetectError::Count(vectors.len(), n));
         }
@@ -143,7 +159,8 @@ impl Detector {
         let out = tokio::task::spawn_blocking(move || {
             vectors
                 .iter()
-                .map(|v| {
+                .zip(abstain)
+                .map(|(v, abstained)| {
                     let started = Instant::now();
                     let neighbours = refs.search(v, cfg.k);
                     let searched = Instant::now();
@@ -151,8 +168,12 @@ impl Detector {
                     let verdict = vote(&neighbours, &cfg).ok_or(DetectError::NoReferences)?;
                     metrics::stage("vote", searched.elapsed().as_secs_f64());
                     let label = decision.label(&verdict);
-                    record(label, &verdict);
-                    Ok(Detection { label, verdict })
+                    record(label, &verdict, abstained.is_some());
+                    Ok(Detection {
+                        label,
+                        verdict,
+                        abstained,
+                    })
                 })
                 .collect::<Result<Vec<_>, DetectError>>()
         })
@@ -166,9 +187,9 @@ impl Detector {
     pub async fn add(
         &self,
         items: Vec<NewReference>,
-        seqs: Vec<Vec<i64>>,
+        (texts, _): Prepped,
     ) -> Result<Vec<Inserted>, DetectError> {
-        let vectors = self.encoder.embed_tokens(seqs).await?;
+        let vectors = self.encoder.embed(texts).await?;
         if vectors.len() != items.len() {
             return Err(DetectError::Count(vectors.len(), items.len()));
         }
@@ -241,7 +262,11 @@ impl Detector {
     }
 }
 
-fn record(label: Label, v: &Verdict) {
+fn record(label: Label, v: &Verdict, abstained: bool) {
+    if abstained {
+        metrics::VERDICTS.with_label_values(&["unknown"]).inc();
+        return;
+    }
     metrics::VERDICTS.with_label_values(&[label.as_str()]).inc();
     if v.novel {
         metrics::NOVEL.inc();

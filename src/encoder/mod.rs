@@ -13,9 +13,11 @@ mod batch;
 pub mod bert;
 pub mod config;
 pub mod layers;
+pub mod lexical;
 pub mod mpnet;
 pub mod pooling;
 pub mod registry;
+pub mod style;
 pub mod tokenize;
 pub mod worker;
 
@@ -25,9 +27,11 @@ use tch::{nn, Device, Tensor};
 
 pub use batch::plan_batches;
 pub use config::{Architecture, ModelConfig};
+pub use lexical::Lexical;
 pub use registry::{resolve, ModelFiles};
+pub use style::{Styled, View};
 pub use tokenize::Tokenizer;
-pub use worker::{EncoderHandle, WorkerConfig, WorkerError};
+pub use worker::{EncoderHandle, Prepared, WorkerConfig, WorkerError};
 
 use crate::config::EncoderConfig;
 
@@ -71,6 +75,19 @@ pub trait Embed {
     fn dim(&self) -> usize;
     /// One normalised vector per text, in input order.
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EncoderError>;
+
+    /// Identity and dimension of the vectors [`Embed::finish`] takes: the
+    /// neural encoder's, under a fused [`View`] (so vectors shipped or
+    /// cached for it can be reused); this encoder's own otherwise.
+    fn base(&self) -> (&EncoderId, usize) {
+        (self.id(), self.dim())
+    }
+
+    /// Turns the base vectors of `texts` into this encoder's vectors.
+    fn finish(&self, texts: &[&str], base: Vec<Vec<f32>>) -> Vec<Vec<f32>> {
+        let _ = texts;
+        base
+    }
 }
 
 enum Network {

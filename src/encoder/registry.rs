@@ -27,6 +27,9 @@ pub struct Manifest {
     /// Truncation length the model was trained with: its default.
     #[serde(default)]
     pub max_length: Option<usize>,
+    /// Default style view (lexical view and its weight) for this model.
+    #[serde(default)]
+    pub view: Option<super::View>,
     /// SHA-256 of every file in `weights/`, by file name.
     pub files: BTreeMap<String, String>,
 }
@@ -85,6 +88,16 @@ pub fn resolve(spec: &str) -> Result<ModelFiles, EncoderError> {
 /// The manifest's `max_length` for a named model or model directory, without
 /// verifying its files.
 pub fn default_max_length(spec: &str) -> Option<usize> {
+    manifest_of(spec)?.max_length
+}
+
+/// The style view a model's manifest names as its default (the neural view
+/// alone when it names none).
+pub fn default_view(spec: &str) -> Option<super::View> {
+    manifest_of(spec)?.view
+}
+
+fn manifest_of(spec: &str) -> Option<Manifest> {
     let dir = Path::new(spec);
     let dir = if dir.is_dir() {
         dir.to_owned()
@@ -94,7 +107,7 @@ pub fn default_max_length(spec: &str) -> Option<usize> {
             .map(|r| r.join(spec))
             .find(|d| d.join("manifest.json").is_file())?
     };
-    from_dir(&dir).ok()?.manifest?.max_length
+    from_dir(&dir).ok()?.manifest
 }
 
 fn from_dir(dir: &Path) -> Result<ModelFiles, EncoderError> {

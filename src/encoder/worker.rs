@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use tokio::sync::oneshot;
 
-use super::{Embed, Encoder, EncoderId, Tokenizer};
+use super::{Embed, Encoder, EncoderError, EncoderId, Tokenizer, View};
 use crate::metrics;
 
 /// Queue and coalescing limits.
@@ -75,24 +75,37 @@ struct Job {
     span: tracing::Span,
 }
 
-/// Cloneable handle to the encoder thread.
+/// A text ready for the encoder thread: its token ids, whether they were
+/// cut at the model's length, and its lexical vector when the style view
+/// has one (both made off the async runtime, before the queue).
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub ids: Vec<i64>,
+    pub truncated: bool,
+    pub lexical: Option<Vec<f32>>,
+}
+
+/// Cloneable handle to the encoder thread. Its vectors are style vectors:
+/// the thread's neural vectors fused with the lexical view of [`View`].
 #[derive(Clone)]
 pub struct EncoderHandle {
     tx: SyncSender<Job>,
     tokenizer: Tokenizer,
+    view: View,
     id: EncoderId,
     dim: usize,
 }
 
 impl EncoderHandle {
     /// Moves the encoder onto a new thread.
-    pub fn spawn(encoder: Encoder, cfg: WorkerConfig) -> Self {
+    pub fn spawn(encoder: Encoder, view: View, cfg: WorkerConfig) -> Self {
         let (tx, rx) = sync_channel(cfg.queue_capacity.max(1));
         let handle = Self {
             tx,
             tokenizer: encoder.tokenizer().clone(),
-            id: encoder.id().clone(),
-            dim: encoder.dim(),
+            view,
+            id: view.id(encoder.id()),
+            dim: view.dim(encoder.dim()),
         };
         std::thread::Builder::new()
             .name("encoder".into())
@@ -127,7 +140,46 @@ impl EncoderHandle {
         &self.tokenizer
     }
 
-    /// Embeds tokenized texts on the encoder thread; input order.
+    pub fn view(&self) -> &View {
+        &self.view
+    }
+
+    /// Tokenizes texts and computes their lexical vectors (CPU work: call it
+    /// off the async runtime).
+    pub fn prepare(&self, texts: &[&str]) -> Result<Vec<Prepared>, EncoderError> {
+        let tokens = self.tokenizer.encode_batch_flagged(texts)?;
+        Ok(tokens
+            .into_iter()
+            .zip(texts)
+            .map(|((ids, truncated), text)| Prepared {
+                ids,
+                truncated,
+                lexical: self.view.lexical(text),
+            })
+            .collect())
+    }
+
+    /// Style vectors of prepared texts: the neural view on the encoder
+    /// thread, fused with their lexical vectors; input order.
+    pub async fn embed(&self, texts: Vec<Prepared>) -> Result<Vec<Vec<f32>>, WorkerError> {
+        let mut lexical = Vec::with_capacity(texts.len());
+        let seqs = texts
+            .into_iter()
+            .map(|p| {
+                lexical.push(p.lexical);
+                p.ids
+            })
+            .collect();
+        let neural = self.embed_tokens(seqs).await?;
+        Ok(neural
+            .into_iter()
+            .zip(lexical)
+            .map(|(v, l)| self.view.fuse(v, l.as_deref(), None))
+            .collect())
+    }
+
+    /// Neural vectors of tokenized texts, embedded on the encoder thread;
+    /// input order.
     pub async fn embed_tokens(&self, seqs: Vec<Vec<i64>>) -> Result<Vec<Vec<f32>>, WorkerError> {
         if seqs.is_empty() {
             return Ok(Vec::new());

@@ -30,6 +30,9 @@ pub struct Report {
     pub reference_count: usize,
     /// Share (percent) of scored texts flagged novel.
     pub novel_rate: f64,
+    /// Scored texts given no verdict (a language the references do not
+    /// cover); counted as not machine everywhere above.
+    pub abstained: usize,
     /// Among machine texts detected as machine: the top family (model) is right, percent.
     pub family_attribution_accuracy: f64,
     pub model_attribution_accuracy: f64,
@@ -49,6 +52,7 @@ pub struct ReportInput<'a> {
     pub records: &'a [NewReference],
     pub verdicts: &'a [Verdict],
     pub calibration: Calibration,
+    pub abstained: usize,
 }
 
 /// Reads the breakdown key of a record.
@@ -121,6 +125,7 @@ impl Report {
             index: input.index,
             reference_count: input.reference_count,
             novel_rate: pct(novel, input.verdicts.len()),
+            abstained: input.abstained,
             family_attribution_accuracy: pct(fam_ok, detected),
             model_attribution_accuracy: pct(model_ok, detected),
             operating_points,
@@ -158,6 +163,13 @@ impl Report {
             f(s.tpr_at_5pct_fpr),
             self.novel_rate
         );
+        if self.abstained > 0 {
+            out += &format!(
+                "{} texts got no verdict (a language the references do not cover); \
+                 they count as not machine above.\n\n",
+                self.abstained
+            );
+        }
         for op in &self.operating_points {
             out += &format!(
                 "Operating point for {:.0}% FPR (threshold {:.4}, from validation): measured FPR {:.2}%, TPR {:.2}%.\n",

@@ -69,7 +69,7 @@ fn plain_lines_in_input_order_with_reference_vectors() {
 #[test]
 fn jsonl_fields_pass_through() {
     let input = "{\"id\":\"a\",\"text\":\"first text\",\"label\":\"human\"}\n\n{\"id\":\"b\",\"text\":\"second\"}\n";
-    let out = embed(&[], input);
+    let out = embed(&["--lexical-dim", "0"], input);
     assert!(
         out.status.success(),
         "{}",
@@ -82,6 +82,14 @@ fn jsonl_fields_pass_through() {
     assert_eq!(rows[0]["text"], "first text");
     assert_eq!(rows[1]["id"], "b");
     assert_eq!(rows[0]["embedding"].as_array().unwrap().len(), 384);
+    // With the lexical view fused in, vectors grow by its dimensions and
+    // stay unit length.
+    let out = embed(&["--lexical-dim", "512", "--alpha", "0.5"], input);
+    let rows = lines(&out);
+    let v: Vec<f32> = serde_json::from_value(rows[0]["embedding"].clone()).unwrap();
+    assert_eq!(v.len(), 384 + 512);
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    assert!((norm - 1.0).abs() < 1e-4, "norm {norm}");
 }
 
 #[test]

@@ -577,7 +577,9 @@ fn openapi_matches_routes_and_wire_types(s: &Server) {
 fn info_and_metrics(s: &Server) {
     let (st, info) = s.get("/info", None);
     assert_eq!(st, 200);
-    assert_eq!(info["encoder"]["dimensions"], 384);
+    // The neural view's 384 dimensions, plus the lexical view's if fused.
+    let lexical = info["encoder"]["view"]["lexical"]["dim"].as_u64().unwrap_or(0);
+    assert_eq!(info["encoder"]["dimensions"], 384 + lexical);
     assert!(info["references"]["by_label"]["human"].as_i64().unwrap() > 1000);
     assert!(info["k"].as_u64().unwrap() >= 1);
     let text = s.metrics();

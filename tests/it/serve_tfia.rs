@@ -1,15 +1,9 @@
 //! Training-free incremental adaptation through the API: essays by
 //! generators and in a domain the default references lack (OUTFOX) are
 //! scored, samples from the OUTFOX reference split are posted to
-//! `POST /reference`, and the same essays are scored again.
-//!
-//! Runs on the base encoder at 512 tokens (`--model minilm`), the
-//! configuration the README recommends for deployments that teach new
-//! domains: the trained default (128 tokens) gains much less from new
-//! references on these essays (README, "Base vs trained": AvgRec 50.8 ->
-//! 69.5 on all of `ood_test.jsonl`, against 52.7 -> 87.9 for the base), and
-//! on this 72-essay slice its operating point barely moves (machine recall
-//! 0.554 -> 0.571 in the last run).
+//! `POST /reference`, and the same essays are scored again. Runs on the
+//! shipped default configuration (the trained encoder fused with the
+//! lexical view).
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
@@ -75,7 +69,13 @@ fn recalls(s: &Server, test: &[Value]) -> [f64; 4] {
 fn posting_new_generator_samples_raises_machine_recall() {
     let test = slice("ood_test.jsonl", 8, 16);
     let refs = slice("ood_refs.jsonl", 24, 24);
-    let s = Server::start(&["--model", "minilm", "--max-length", "512"]);
+    let s = Server::start(&[]);
+    let (st, info) = s.get("/info", None);
+    assert_eq!(st, 200, "{info}");
+    assert!(
+        info["encoder"]["view"]["lexical"].is_object(),
+        "the default fuses the lexical view: {info}"
+    );
     let before = recalls(&s, &test);
     for chunk in refs.chunks(32) {
         let items: Vec<Value> = chunk
@@ -128,4 +128,79 @@ fn posting_new_generator_samples_raises_machine_recall() {
         avg_after >= avg_before + 0.1,
         "majority AvgRec {avg_before:.3} -> {avg_after:.3}: not clearly higher"
     );
+}
+
+/// In the fused style space a posted reference is its own nearest
+/// neighbour, with similarity 1, and the stored vector has the dimension
+/// `/info` reports (neural plus lexical).
+#[test]
+fn a_posted_reference_is_its_own_nearest_neighbour_in_the_fused_space() {
+    let s = Server::start(&[]);
+    let (_, info) = s.get("/info", None);
+    let lexical = info["encoder"]["view"]["lexical"]["dim"].as_u64().unwrap();
+    assert!(info["encoder"]["dimensions"].as_u64().unwrap() > lexical);
+    let text = "Quarterly tide tables for the harbour at Penmarc'h, transcribed by hand \
+                from the 1911 almanac; corrections welcome at the reading room.";
+    let (st, b) = s.post(
+        "/reference",
+        Some(ADMIN),
+        &json!({"items": [{"text": text, "label": "human", "source": "tide-tables"}]}),
+    );
+    assert_eq!(st, 201, "{b}");
+    let id = b["ids"][0].as_i64().unwrap();
+    let (st, b) = s.post(
+        "/detect",
+        Some(ADMIN),
+        &json!({"texts": [text], "explain": true}),
+    );
+    assert_eq!(st, 200, "{b}");
+    let first = &b["results"][0]["neighbours"][0];
+    assert_eq!(first["id"].as_i64(), Some(id), "{b}");
+    let sim = first["similarity"].as_f64().unwrap();
+    assert!((sim - 1.0).abs() < 1e-3, "self-similarity {sim}");
+    // The same text with one word changed stays closest to it too.
+    let edited = text.replace("welcome", "appreciated");
+    let (_, b) = s.post(
+        "/detect",
+        Some(ADMIN),
+        &json!({"texts": [edited], "explain": true}),
+    );
+    assert_eq!(
+        b["results"][0]["neighbours"][0]["id"].as_i64(),
+        Some(id),
+        "{b}"
+    );
+}
+
+/// Texts in languages the references do not cover get no verdict: label
+/// `unknown` with a reason, the score still reported; English texts are
+/// judged. The texts were written for this test.
+#[test]
+fn texts_in_uncovered_languages_get_no_verdict() {
+    let s = Server::start(&[]);
+    let foreign = [
+        ("rus", "Вчера вечером мы долго сидели на кухне у бабушки, пили чай с вареньем и слушали её рассказы о молодости в маленьком городе на Волге."),
+        ("cmn", "昨天晚上我们在奶奶家的厨房里坐了很久，一边喝茶一边听她讲她年轻时在江南小镇上的生活。"),
+        ("deu", "Gestern Abend saßen wir noch lange in der Küche meiner Großmutter, tranken Tee und hörten ihre Geschichten aus einem kleinen Dorf an der Mosel."),
+        ("ind", "Kemarin sore kami duduk lama di dapur nenek, minum teh manis sambil mendengarkan ceritanya tentang masa mudanya di sebuah desa kecil dekat pantai."),
+    ];
+    let texts: Vec<&str> = foreign.iter().map(|(_, t)| *t).collect();
+    let (st, b) = s.post("/detect", Some(ADMIN), &json!({ "texts": texts }));
+    assert_eq!(st, 200, "{b}");
+    for ((code, _), r) in foreign.iter().zip(b["results"].as_array().unwrap()) {
+        assert_eq!(r["label"], "unknown", "{code}: {r}");
+        assert_eq!(r["abstained"]["language"], *code, "{r}");
+        assert!(r["score"].is_number() && r["majority"].is_string(), "{r}");
+    }
+    let english = "Yesterday evening we sat in my grandmother's kitchen for a long time, drinking \
+                   tea and listening to her stories about growing up in a small town by the river.";
+    let (st, r) = s.post("/detect", Some(ADMIN), &json!({ "text": english }));
+    assert_eq!(st, 200, "{r}");
+    assert!(r["label"] == "human" || r["label"] == "machine", "{r}");
+    assert!(r.get("abstained").is_none(), "{r}");
+    // Operators who add references in German can have German judged.
+    drop(s);
+    let s = Server::start(&["--languages", "en,de"]);
+    let (_, r) = s.post("/detect", Some(ADMIN), &json!({ "text": foreign[2].1 }));
+    assert_ne!(r["label"], "unknown", "{r}");
 }

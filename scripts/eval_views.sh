@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The generalization benchmark for one configuration: in distribution
+# (test.jsonl), out of distribution (ood_test.jsonl), with the OOD reference
+# split added (TFIA), and leave-one-family-out with and without 100 added
+# references. Reports go to docs/eval/NAME-{test,ood,tfia,lofo}.{json,md};
+# scripts/eval_table.py turns them into the README table.
+#
+#   scripts/eval_views.sh NAME DB [detective eval flags: --model, --max-length, --lexical-dim, --alpha]
+#
+# DB is a SQLite store seeded on first use with the shipped default
+# references in the configuration's neural space. k, the thresholds and the
+# novelty threshold are calibrated on validation splits of the references,
+# never on a scored file.
+set -euo pipefail
+name=$1 db=$2
+shift 2
+corpus=${CORPUS:-../shared/corpus}
+bin=${DETECTIVE:-target/release/detective}
+out=docs/eval
+mkdir -p "$out"
+run() { echo "== $name: $1" >&2; shift; "$bin" eval --db "$db" "$@"; }
+run test "$@" --test "$corpus/test.jsonl" \
+  --json "$out/$name-test.json" --markdown "$out/$name-test.md" >/dev/null
+run ood "$@" --test "$corpus/ood_test.jsonl" \
+  --json "$out/$name-ood.json" --markdown "$out/$name-ood.md" >/dev/null
+run tfia "$@" --refs "$corpus/ood_refs.jsonl" --test "$corpus/ood_test.jsonl" \
+  --json "$out/$name-tfia.json" --markdown "$out/$name-tfia.md" >/dev/null
+run lofo "$@" --test "$corpus/test.jsonl" \
+  --leave-family-out openai,meta-llama,anthropic,google,eleutherai \
+  --adapt-from "$corpus/train.jsonl" --adapt-count 100 \
+  --json "$out/$name-lofo.json" --markdown "$out/$name-lofo.md" >/dev/null
