@@ -183,7 +183,7 @@ async fn tokenize(
 ) -> Result<Prepped, ApiError> {
     let tokens = d.tokenize(texts, judge).await?;
     if state.config.overlength == Overlength::Reject {
-        if let Some(i) = tokens.0.iter().position(|p| p.truncated) {
+        if let Some(i) = tokens.texts.iter().position(|p| p.truncated) {
             return Err(ApiError::TooManyTokens(format!(
                 "{} is longer than the {} tokens the model reads; send a shorter text \
                  (the service runs with --overlength reject)",
@@ -227,7 +227,7 @@ pub async fn detect(
     }
     let d = detector(&state)?;
     let tokens = tokenize(&state, d, fields, texts, true).await?;
-    let truncated: Vec<bool> = tokens.0.iter().map(|p| p.truncated).collect();
+    let truncated: Vec<bool> = tokens.texts.iter().map(|p| p.truncated).collect();
     let detections = d.detect(tokens, req.k).await?;
     let encoder = d.encoder().id().to_string();
     let mut results: Vec<DetectResult> = detections

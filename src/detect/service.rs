@@ -9,7 +9,7 @@ use std::time::Instant;
 use super::language::{Abstention, Languages};
 use super::live::Live;
 use super::{vote, DetectError, Verdict, VoteConfig};
-use crate::encoder::{EncoderHandle, Prepared};
+use crate::encoder::{Admission, EncoderHandle, Prepared};
 use crate::metrics;
 use crate::store::{Counts, Inserted, Label, NewReference, Reference, Store};
 
@@ -53,8 +53,13 @@ pub struct Detection {
     pub abstained: Option<Abstention>,
 }
 
-/// Prepared texts and, per text, why it gets no verdict (if it does not).
-pub type Prepped = (Vec<Prepared>, Vec<Option<Abstention>>);
+/// Prepared texts, per text why it gets no verdict (if it does not), and
+/// their place in the encoder's queue.
+pub struct Prepped {
+    pub texts: Vec<Prepared>,
+    pub abstain: Vec<Option<Abstention>>,
+    admission: Admission,
+}
 
 pub struct Detector {
     store: Arc<dyn Store>,
@@ -115,6 +120,9 @@ impl Detector {
     /// the async runtime; with `judge`, also decides which texts get no
     /// verdict (a language the references do not cover).
     pub async fn tokenize(&self, texts: Vec<String>, judge: bool) -> Result<Prepped, DetectError> {
+        // A place in the encoder's queue first: a full queue refuses the
+        // request before any work is spent on it.
+        let admission = self.encoder.admit()?;
         let encoder = self.encoder.clone();
         let languages = judge.then(|| self.languages.clone());
         let started = Instant::now();
@@ -124,11 +132,16 @@ impl Detector {
                 Some(l) => refs.iter().map(|t| l.judge(t)).collect(),
                 None => vec![None; refs.len()],
             };
-            encoder.prepare(&refs).map(|p| (p, abstain))
+            encoder.prepare(&refs).map(|texts| (texts, abstain))
         })
         .await
         .map_err(|_| DetectError::Worker(crate::encoder::WorkerError::Failed))?
-        .map_err(DetectError::Tokenize)?;
+        .map_err(DetectError::Tokenize)
+        .map(|(texts, abstain)| Prepped {
+            texts,
+            abstain,
+            admission,
+        })?;
         metrics::stage("tokenize", started.elapsed().as_secs_f64());
         Ok(out)
     }
@@ -140,11 +153,16 @@ impl Detector {
     /// Verdicts for tokenized texts, `k` overriding the calibrated one.
     pub async fn detect(
         &self,
-        (texts, abstain): Prepped,
+        prepped: Prepped,
         k: Option<usize>,
     ) -> Result<Vec<Detection>, DetectError> {
+        let Prepped {
+            texts,
+            abstain,
+            admission,
+        } = prepped;
         let n = texts.len();
-        let vectors = self.encoder.embed(texts).await?;
+        let vectors = self.encoder.embed(texts, admission).await?;
         if vectors.len() != n {
             return Err(DetectError::Count(vectors.len(), n));
         }
@@ -187,9 +205,9 @@ impl Detector {
     pub async fn add(
         &self,
         items: Vec<NewReference>,
-        (texts, _): Prepped,
+        prepped: Prepped,
     ) -> Result<Vec<Inserted>, DetectError> {
-        let vectors = self.encoder.embed(texts).await?;
+        let vectors = self.encoder.embed(prepped.texts, prepped.admission).await?;
         if vectors.len() != items.len() {
             return Err(DetectError::Count(vectors.len(), items.len()));
         }

@@ -31,7 +31,7 @@ pub use lexical::Lexical;
 pub use registry::{resolve, ModelFiles};
 pub use style::{Styled, View};
 pub use tokenize::Tokenizer;
-pub use worker::{EncoderHandle, Prepared, WorkerConfig, WorkerError};
+pub use worker::{Admission, EncoderHandle, Prepared, WorkerConfig, WorkerError};
 
 use crate::config::EncoderConfig;
 

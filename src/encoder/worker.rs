@@ -8,9 +8,13 @@
 //! length-sorted batches: concurrent small requests share forward passes.
 //! A full queue is refused at once ([`WorkerError::Full`], HTTP 429) rather
 //! than letting latency grow without bound, and a job whose requester has
-//! gone is dropped before it is encoded.
-use std::sync::atomic::{AtomicBool, Ordering};
+//! gone is dropped before it is encoded. A request takes its place in the
+//! queue ([`EncoderHandle::admit`]) before it is tokenized, so a flood is
+//! refused before any work is spent on it; the place is given back when the
+//! encoder takes the job, or when the request ends first.
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
 use std::sync::LazyLock;
 use std::time::Instant;
 
@@ -66,8 +70,23 @@ pub enum WorkerError {
 
 type Reply = oneshot::Sender<Result<Vec<Vec<f32>>, WorkerError>>;
 
+/// A place in the encoder's queue, held from before tokenization until the
+/// encoder takes the job (or the request ends).
+#[derive(Debug)]
+pub struct Admission {
+    pending: Arc<AtomicUsize>,
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.pending.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 struct Job {
     seqs: Vec<Vec<i64>>,
+    /// Released when the encoder thread takes the job.
+    admission: Option<Admission>,
     reply: Reply,
     queued: Instant,
     /// The submitting request's span, so the worker's stage timings carry
@@ -90,6 +109,9 @@ pub struct Prepared {
 #[derive(Clone)]
 pub struct EncoderHandle {
     tx: SyncSender<Job>,
+    /// Requests admitted and not yet taken by the encoder thread.
+    pending: Arc<AtomicUsize>,
+    capacity: usize,
     tokenizer: Tokenizer,
     view: View,
     id: EncoderId,
@@ -102,6 +124,8 @@ impl EncoderHandle {
         let (tx, rx) = sync_channel(cfg.queue_capacity.max(1));
         let handle = Self {
             tx,
+            pending: Arc::new(AtomicUsize::new(0)),
+            capacity: cfg.queue_capacity.max(1),
             tokenizer: encoder.tokenizer().clone(),
             view,
             id: view.id(encoder.id()),
@@ -144,6 +168,21 @@ impl EncoderHandle {
         &self.view
     }
 
+    /// A place in the queue, or [`WorkerError::Full`] at once: call before
+    /// spending work on a request.
+    pub fn admit(&self) -> Result<Admission, WorkerError> {
+        let before = self.pending.fetch_add(1, Ordering::AcqRel);
+        let admission = Admission {
+            pending: self.pending.clone(),
+        };
+        if before >= self.capacity {
+            drop(admission);
+            metrics::QUEUE_REJECTED.inc();
+            return Err(WorkerError::Full);
+        }
+        Ok(admission)
+    }
+
     /// Tokenizes texts and computes their lexical vectors (CPU work: call it
     /// off the async runtime).
     pub fn prepare(&self, texts: &[&str]) -> Result<Vec<Prepared>, EncoderError> {
@@ -161,7 +200,11 @@ impl EncoderHandle {
 
     /// Style vectors of prepared texts: the neural view on the encoder
     /// thread, fused with their lexical vectors; input order.
-    pub async fn embed(&self, texts: Vec<Prepared>) -> Result<Vec<Vec<f32>>, WorkerError> {
+    pub async fn embed(
+        &self,
+        texts: Vec<Prepared>,
+        admission: Admission,
+    ) -> Result<Vec<Vec<f32>>, WorkerError> {
         let mut lexical = Vec::with_capacity(texts.len());
         let seqs = texts
             .into_iter()
@@ -170,7 +213,7 @@ impl EncoderHandle {
                 p.ids
             })
             .collect();
-        let neural = self.embed_tokens(seqs).await?;
+        let neural = self.embed_tokens(seqs, admission).await?;
         Ok(neural
             .into_iter()
             .zip(lexical)
@@ -180,13 +223,18 @@ impl EncoderHandle {
 
     /// Neural vectors of tokenized texts, embedded on the encoder thread;
     /// input order.
-    pub async fn embed_tokens(&self, seqs: Vec<Vec<i64>>) -> Result<Vec<Vec<f32>>, WorkerError> {
+    pub async fn embed_tokens(
+        &self,
+        seqs: Vec<Vec<i64>>,
+        admission: Admission,
+    ) -> Result<Vec<Vec<f32>>, WorkerError> {
         if seqs.is_empty() {
             return Ok(Vec::new());
         }
         let (reply, rx) = oneshot::channel();
         let job = Job {
             seqs,
+            admission: Some(admission),
             reply,
             queued: Instant::now(),
             span: tracing::Span::current(),
@@ -205,15 +253,17 @@ impl EncoderHandle {
 
 fn run(encoder: &Encoder, rx: &Receiver<Job>, coalesce_tokens: usize) {
     let _guard = tch::no_grad_guard();
-    while let Ok(first) = rx.recv() {
+    while let Ok(mut first) = rx.recv() {
         metrics::QUEUE_DEPTH.dec();
+        first.admission = None;
         crate::hold::wait("encoder");
         let mut tokens: usize = first.seqs.iter().map(Vec::len).sum();
         let mut jobs = vec![first];
         while tokens < coalesce_tokens {
             match rx.try_recv() {
-                Ok(job) => {
+                Ok(mut job) => {
                     metrics::QUEUE_DEPTH.dec();
+                    job.admission = None;
                     tokens += job.seqs.iter().map(Vec::len).sum::<usize>();
                     jobs.push(job);
                 }

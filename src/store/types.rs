@@ -77,10 +77,18 @@ pub struct Counts {
     pub by_family: std::collections::BTreeMap<String, i64>,
 }
 
-/// SHA-256 (hex) of the text with whitespace runs collapsed to one space and
-/// trimmed: texts that differ only in spacing are one reference.
+/// SHA-256 (hex) of the text in Unicode NFC with whitespace runs collapsed
+/// to one space and trimmed: texts that differ only in spacing, or in how
+/// an accented letter is encoded, are one reference. A text already in NFC
+/// (nearly every text) hashes as it did before NFC was applied, so stored
+/// hashes stay valid.
 pub fn text_sha256(text: &str) -> String {
-    let normalised = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    use unicode_normalization::{is_nfc_quick, IsNormalized, UnicodeNormalization};
+    let nfc: std::borrow::Cow<str> = match is_nfc_quick(text.chars()) {
+        IsNormalized::Yes => text.into(),
+        _ => text.nfc().collect::<String>().into(),
+    };
+    let normalised = nfc.split_whitespace().collect::<Vec<_>>().join(" ");
     hex::encode(Sha256::digest(normalised.as_bytes()))
 }
 
@@ -96,6 +104,19 @@ mod tests {
         assert_eq!(
             &text_sha256("Hello world.")[..16],
             &hex::encode(Sha256::digest(b"Hello world."))[..16]
+        );
+    }
+
+    #[test]
+    fn hash_ignores_unicode_encoding_differences() {
+        // "é" precomposed, and "e" + combining acute accent.
+        assert_eq!(
+            text_sha256("caf\u{e9} au lait"),
+            text_sha256("cafe\u{301}  au lait")
+        );
+        assert_ne!(
+            text_sha256("cafe au lait"),
+            text_sha256("caf\u{e9} au lait")
         );
     }
 

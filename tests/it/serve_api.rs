@@ -36,10 +36,11 @@ fn detect_single_batch_and_explain(s: &Server) {
     assert!(["human", "machine"].contains(&one["label"].as_str().unwrap()));
     let score = one["score"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&score), "{score}");
+    // The default model, with its view in the identity.
     assert!(one["encoder"]
         .as_str()
         .unwrap()
-        .starts_with(&format!("{}@", detective::config::DEFAULT_MODEL)));
+        .starts_with(&format!("{}+char2-4x", detective::config::DEFAULT_MODEL)));
     assert!(one["novel"].is_boolean() && one["attribution"]["families"].is_array());
     assert!(
         one.get("neighbours").is_none(),
@@ -578,7 +579,9 @@ fn info_and_metrics(s: &Server) {
     let (st, info) = s.get("/info", None);
     assert_eq!(st, 200);
     // The neural view's 384 dimensions, plus the lexical view's if fused.
-    let lexical = info["encoder"]["view"]["lexical"]["dim"].as_u64().unwrap_or(0);
+    let lexical = info["encoder"]["view"]["lexical"]["dim"]
+        .as_u64()
+        .unwrap_or(0);
     assert_eq!(info["encoder"]["dimensions"], 384 + lexical);
     assert!(info["references"]["by_label"]["human"].as_i64().unwrap() > 1000);
     assert!(info["k"].as_u64().unwrap() >= 1);
