@@ -211,17 +211,28 @@ fn detect_votes_with_imported_references() {
     assert!(v["encoder"]
         .as_str()
         .unwrap()
-        .starts_with(&format!("{}@", detective::config::DEFAULT_MODEL)));
+        .starts_with(&format!("{}+char2-4x", detective::config::DEFAULT_MODEL)));
     assert!(
         v["operating_point"]["threshold"].is_number(),
         "calibrated at import: {v}"
     );
-    // Another encoder identity (max_length) is refused with the fix named.
-    let out = cmd(&["detect", "--db", db, "--max-length", "256", "hello"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("detective reindex"));
+    // Another encoder identity (max_length, or another style view) is
+    // refused with the fix named.
+    for other in [
+        &["--max-length", "256"][..],
+        &["--max-length", "128", "--lexical-dim", "0"],
+        &["--max-length", "128", "--alpha", "0.5"],
+    ] {
+        let mut args = vec!["detect", "--db", db];
+        args.extend_from_slice(other);
+        args.push("hello");
+        let out = cmd(&args).output().unwrap();
+        assert!(!out.status.success(), "{other:?} accepted");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("detective reindex"),
+            "{other:?}"
+        );
+    }
     // reindex fixes it.
     let out = cmd(&["reindex", "--db", db, "--max-length", "256"])
         .output()
