@@ -249,6 +249,7 @@ pub async fn detect(
                 human_votes: v.human_votes,
                 nearest_similarity: v.nearest_similarity,
                 novel: v.novel,
+                note: v.note,
                 attribution: v.attribution,
                 truncated,
                 encoder: encoder.clone(),

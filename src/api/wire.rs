@@ -54,6 +54,9 @@ pub struct DetectResult {
     pub human_votes: usize,
     pub nearest_similarity: f32,
     pub novel: bool,
+    /// Why the majority and the score or operating point disagree.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
     pub attribution: Attribution,
     /// The text was longer than the model reads and was cut.
     pub truncated: bool,

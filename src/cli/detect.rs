@@ -167,6 +167,11 @@ fn print_verdict(
             if v.novel { "yes" } else { "no" },
             preview
         )?;
+        if let Some(a) = abstained {
+            writeln!(out, "         no verdict: {}", a.reason)?;
+        } else if let Some(note) = &v.note {
+            writeln!(out, "         note: {note}")?;
+        }
         return Ok(());
     }
     let mut value = serde_json::to_value(v)?;

@@ -96,6 +96,10 @@ pub struct Verdict {
     pub operating_point: Option<OperatingVerdict>,
     pub attribution: Attribution,
     pub neighbours: Vec<Neighbour>,
+    /// Why the majority and the score (or the operating point) disagree,
+    /// in words a moderator can read; absent when they agree.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// Votes over neighbours sorted most similar first (only the first `k`
@@ -127,7 +131,9 @@ pub fn vote(neighbours: &[Neighbour], cfg: &VoteConfig) -> Option<Verdict> {
             Label::Human
         },
     });
+    let note = disagreement(label, score, operating_point.as_ref(), used);
     Some(Verdict {
+        note,
         label,
         score,
         k: used.len(),
@@ -139,6 +145,58 @@ pub fn vote(neighbours: &[Neighbour], cfg: &VoteConfig) -> Option<Verdict> {
         attribution: attribution(used),
         neighbours: used.to_vec(),
     })
+}
+
+/// Explains, in words a moderator can read, a majority that the score or
+/// the operating point contradicts; `None` when they agree.
+fn disagreement(
+    label: Label,
+    score: f64,
+    op: Option<&OperatingVerdict>,
+    used: &[Neighbour],
+) -> Option<String> {
+    let votes = used.iter().filter(|n| n.label == label).count();
+    let closest = |l: Label| {
+        used.iter()
+            .filter(|n| n.label == l)
+            .map(|n| n.similarity)
+            .fold(f32::NEG_INFINITY, f32::max)
+    };
+    let other = match label {
+        Label::Human => Label::Machine,
+        Label::Machine => Label::Human,
+    };
+    let majority = format!(
+        "{votes} of the {} nearest references are {label}",
+        used.len()
+    );
+    let closer = if closest(other) > closest(label) {
+        format!(
+            ": the closest {other} reference is more similar ({:.3}) than the closest \
+             {label} one ({:.3}), and the score weighs closeness",
+            closest(other),
+            closest(label)
+        )
+    } else {
+        String::new()
+    };
+    match op {
+        Some(op) if op.label != label && op.label == Label::Human => Some(format!(
+            "{majority}, but the score {score:.3} is below the threshold {:.3} that keeps \
+             false accusations of human texts near {:.0}%: not confident enough to act on",
+            op.threshold,
+            op.target_fpr * 100.0
+        )),
+        Some(op) if op.label != label => Some(format!(
+            "{majority}, but the score {score:.3} reaches the {:.0}%-FPR threshold {:.3}{closer}",
+            op.target_fpr * 100.0,
+            op.threshold
+        )),
+        _ if (score >= 0.5) != (label == Label::Machine) => Some(format!(
+            "{majority}, but the similarity-weighted score {score:.3} leans {other}{closer}"
+        )),
+        _ => None,
+    }
 }
 
 /// Similarity at which a neighbour counts as much as the uninformative prior.
@@ -331,5 +389,68 @@ mod tests {
     #[test]
     fn no_neighbours_no_verdict() {
         assert!(vote(&[], &VoteConfig::default()).is_none());
+    }
+
+    #[test]
+    fn a_contradicted_majority_is_explained() {
+        // Three distant human references against one near-copy of a
+        // machine text: the majority says human, the score machine.
+        let nb = [
+            m(1, 0.99, "openai", "gpt-4"),
+            h(2, 0.6),
+            h(3, 0.58),
+            h(4, 0.55),
+            m(5, 0.5, "openai", "gpt-4"),
+        ];
+        let cfg = VoteConfig {
+            k: 5,
+            operating_point: Some(OperatingPoint {
+                target_fpr: 0.01,
+                threshold: 0.9,
+            }),
+            ..VoteConfig::default()
+        };
+        let v = vote(&nb, &cfg).unwrap();
+        assert_eq!(v.label, Label::Human);
+        assert!(v.score > 0.9, "{}", v.score);
+        let note = v.note.expect("the disagreement is explained");
+        assert!(
+            note.starts_with("3 of the 5 nearest references are human"),
+            "{note}"
+        );
+        assert!(
+            note.contains("closest machine reference is more similar (0.990)"),
+            "{note}"
+        );
+        // A unanimous neighbourhood needs no note.
+        let same = [h(1, 0.9), h(2, 0.8), h(3, 0.7)];
+        assert_eq!(
+            vote(
+                &same,
+                &VoteConfig {
+                    k: 3,
+                    ..VoteConfig::default()
+                }
+            )
+            .unwrap()
+            .note,
+            None
+        );
+        // A machine majority below the threshold: not confident enough.
+        let weak = [
+            m(1, 0.6, "openai", "gpt-4"),
+            m(2, 0.59, "openai", "gpt-4"),
+            h(3, 0.595),
+        ];
+        let v = vote(
+            &weak,
+            &VoteConfig {
+                k: 3,
+                ..cfg.clone()
+            },
+        )
+        .unwrap();
+        assert_eq!(v.label, Label::Machine);
+        assert!(v.note.unwrap().contains("not confident enough"));
     }
 }
