@@ -80,13 +80,13 @@ pub struct EvalArgs {
     /// Lexical dimensions compared by --choose-view (0: neural view alone).
     #[arg(long, value_delimiter = ',', default_value = "0,1024,2048,4096")]
     pub lexical_dims: Vec<usize>,
+    /// Neural weights compared by --choose-view.
+    #[arg(long, value_delimiter = ',', default_value = "0,0.2,0.3,0.4,0.5,0.7")]
+    pub alphas: Vec<f32>,
     /// Languages verdicts are given for (as `serve --languages`): scored
     /// texts in others abstain and count as not machine.
     #[arg(long, default_value = "eng")]
     pub languages: String,
-    /// Neural weights compared by --choose-view.
-    #[arg(long, value_delimiter = ',', default_value = "0,0.2,0.3,0.4,0.5,0.7")]
-    pub alphas: Vec<f32>,
 }
 
 fn choose_view(
@@ -135,12 +135,17 @@ fn choose_view(
         views::markdown(&candidates)
     );
     println!("{md}");
+    write_reports(args, &candidates, &md)
+}
+
+/// Writes the JSON report and the Markdown tables where asked.
+fn write_reports(args: &EvalArgs, json: &impl serde::Serialize, md: &str) -> anyhow::Result<()> {
     if let Some(p) = &args.json {
-        std::fs::write(p, serde_json::to_vec_pretty(&candidates)?)
+        std::fs::write(p, serde_json::to_vec_pretty(json)?)
             .with_context(|| format!("cannot write {}", p.display()))?;
     }
     if let Some(p) = &args.markdown {
-        std::fs::write(p, &md).with_context(|| format!("cannot write {}", p.display()))?;
+        std::fs::write(p, md).with_context(|| format!("cannot write {}", p.display()))?;
     }
     Ok(())
 }
@@ -160,12 +165,12 @@ fn read_records(path: &std::path::Path) -> anyhow::Result<Vec<crate::store::NewR
 
 fn generalization(
     args: &EvalArgs,
+    test_path: &std::path::Path,
     encoder: &Styled<Encoder>,
     rows: &[VectorRow],
     test: &LabelledSet,
     opts: &EvalOptions,
 ) -> anyhow::Result<()> {
-    let test_path = args.test.as_deref().unwrap_or(std::path::Path::new("-"));
     let pool = match &args.adapt_from {
         Some(p) => read_records(p)?,
         None => Vec::new(),
@@ -190,14 +195,7 @@ fn generalization(
     );
     let md = report.markdown();
     println!("{md}");
-    if let Some(p) = &args.json {
-        std::fs::write(p, serde_json::to_vec_pretty(&report)?)
-            .with_context(|| format!("cannot write {}", p.display()))?;
-    }
-    if let Some(p) = &args.markdown {
-        std::fs::write(p, &md).with_context(|| format!("cannot write {}", p.display()))?;
-    }
-    Ok(())
+    write_reports(args, &report, &md)
 }
 
 /// A labelled file's neural vectors (cached per neural encoder, so views
@@ -252,6 +250,8 @@ fn store_rows(db: &str, encoder: &Encoder) -> anyhow::Result<(Vec<VectorRow>, Ve
 }
 
 pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
+    let languages =
+        Languages::parse(&args.languages).map_err(|e| anyhow::anyhow!("--languages: {e}"))?;
     let encoder = args.encoder.load()?;
     let cache = (!args.no_cache).then_some(args.cache.as_path());
     let started = Instant::now();
@@ -295,7 +295,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         ..EvalOptions::default()
     };
     if !args.leave_family_out.is_empty() {
-        return generalization(args, &encoder, &rows, &test, &opts);
+        return generalization(args, test_path, &encoder, &rows, &test, &opts);
     }
     let cal = calibrate_on(&rows, encoder.dim(), &opts.calibration())?;
     eprintln!(
@@ -304,8 +304,6 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     );
     let t = Instant::now();
     let mut verdicts = score(&rows, &test, encoder.dim(), &cal, &opts)?;
-    let languages =
-        Languages::parse(&args.languages).map_err(|e| anyhow::anyhow!("--languages: {e}"))?;
     let mut abstained = 0;
     for (r, v) in test.records.iter().zip(verdicts.iter_mut()) {
         if languages.judge(&r.text).is_some() {
@@ -349,13 +347,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         scoring.as_secs_f64(),
         test.records.len()
     );
-    if let Some(p) = &args.json {
-        std::fs::write(p, serde_json::to_vec_pretty(&report)?)
-            .with_context(|| format!("cannot write {}", p.display()))?;
-    }
-    if let Some(p) = &args.markdown {
-        std::fs::write(p, &md).with_context(|| format!("cannot write {}", p.display()))?;
-    }
+    write_reports(args, &report, &md)?;
     if let Some(p) = &args.plot {
         let svg = plot::svg(
             &report.roc,

@@ -94,8 +94,11 @@ impl Languages {
         let Self::Only(covered) = self else {
             return None;
         };
-        let sample: String = text.chars().take(SAMPLE_CHARS).collect();
-        let info = whatlang::detect(&sample)?;
+        let end = text
+            .char_indices()
+            .nth(SAMPLE_CHARS)
+            .map_or(text.len(), |(i, _)| i);
+        let info = whatlang::detect(&text[..end])?;
         let lang = info.lang();
         if !info.is_reliable() || covered.contains(lang.code()) {
             return None;
