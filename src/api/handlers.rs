@@ -11,10 +11,10 @@ use serde_json::json;
 
 use super::auth::{require, require_detect};
 use super::error::ApiError;
-use super::extract::{body, from_value, parse};
+use super::extract::{body, parse};
 use super::wire::{
-    Called, Deleted, DetectBatch, DetectRequest, DetectResult, ReferenceBatch,
-    ReferenceBatchCreated, ReferenceCreated, ReferenceItem,
+    Called, Deleted, DetectBatch, DetectRequest, DetectResult, ReferenceBatchCreated,
+    ReferenceBody, ReferenceCreated, ReferenceItem,
 };
 use super::{AppState, Overlength};
 use crate::detect::keys::Scope;
@@ -116,6 +116,9 @@ pub async fn openapi() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], super::OPENAPI)
 }
 
+/// Longest metadata value (`model`, `family`, `source`, ...) in characters.
+pub const MAX_FIELD_CHARS: usize = 200;
+
 /// Checks the texts of a request; `fields` name them in messages.
 fn check_texts<'a>(
     state: &AppState,
@@ -201,7 +204,8 @@ pub async fn detect(
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     require_detect(&state, &headers).await?;
-    let req: DetectRequest = parse(&body(raw, state.config.max_body_bytes)?)?;
+    let c = &state.config;
+    let req: DetectRequest = parse(&body(raw, c.max_body_bytes)?, c.max_items)?;
     let (texts, batch) = match (req.text, req.texts) {
         (Some(t), None) => (vec![t], false),
         (None, Some(ts)) => (ts, true),
@@ -270,15 +274,12 @@ pub async fn add_reference(
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let who = require(&state, &headers, Scope::ReferenceWrite).await?;
-    let value: serde_json::Value = parse(&body(raw, state.config.max_body_bytes)?)?;
-    let batch = value.get("items").is_some();
-    let items: Vec<ReferenceItem> = if batch {
-        let b: ReferenceBatch = from_value(value)?;
-        check_count(&state, "items", b.items.len())?;
-        b.items
-    } else {
-        vec![from_value(value)?]
-    };
+    let c = &state.config;
+    let req: ReferenceBody = parse(&body(raw, c.max_body_bytes)?, c.max_items)?;
+    let (items, batch) = req.into_items().map_err(ApiError::Invalid)?;
+    if batch {
+        check_count(&state, "items", items.len())?;
+    }
     let fields: Vec<String> = if batch {
         (0..items.len())
             .map(|i| format!("items[{i}].text"))
@@ -303,6 +304,12 @@ pub async fn add_reference(
         ] {
             if let Some(v) = value {
                 check_no_nul(&format!("{at}{name}"), v)?;
+                let chars = v.chars().count();
+                if chars > MAX_FIELD_CHARS {
+                    return Err(ApiError::invalid(format!(
+                        "{at}{name} has {chars} characters; at most {MAX_FIELD_CHARS}"
+                    )));
+                }
             }
         }
         if item.label == Label::Human && item.model.as_deref().is_some_and(|m| m != "human") {

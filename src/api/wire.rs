@@ -3,6 +3,7 @@
 //! the same shapes, and a test keeps the two in step.
 use serde::{Deserialize, Serialize};
 
+use super::extract::bounded_opt;
 use crate::detect::vote::{Attribution, Neighbour, OperatingVerdict};
 use crate::detect::Abstention;
 use crate::store::Label;
@@ -11,6 +12,7 @@ use crate::store::Label;
 #[serde(deny_unknown_fields)]
 pub struct DetectRequest {
     pub text: Option<String>,
+    #[serde(default, deserialize_with = "bounded_opt")]
     pub texts: Option<Vec<String>>,
     pub k: Option<usize>,
     #[serde(default)]
@@ -83,10 +85,65 @@ pub struct ReferenceItem {
     pub lang: Option<String>,
 }
 
+/// `POST /reference`: one reference, or `items` holding several. Parsed in
+/// one pass as one type, so a batch's size is bounded while it is read.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ReferenceBatch {
-    pub items: Vec<ReferenceItem>,
+pub struct ReferenceBody {
+    #[serde(default, deserialize_with = "bounded_opt")]
+    pub items: Option<Vec<ReferenceItem>>,
+    pub text: Option<String>,
+    pub label: Option<Label>,
+    pub model: Option<String>,
+    pub family: Option<String>,
+    pub source: Option<String>,
+    pub domain: Option<String>,
+    pub attack: Option<String>,
+    pub lang: Option<String>,
+}
+
+impl ReferenceBody {
+    /// The references it holds, and whether it was a batch.
+    pub fn into_items(self) -> Result<(Vec<ReferenceItem>, bool), String> {
+        let Self {
+            items,
+            text,
+            label,
+            model,
+            family,
+            source,
+            domain,
+            attack,
+            lang,
+        } = self;
+        let single = [&text, &model, &family, &source, &domain, &attack, &lang]
+            .iter()
+            .any(|f| f.is_some())
+            || label.is_some();
+        match (items, single) {
+            (Some(_), true) => {
+                Err("send either `items` or the fields of one reference, not both".into())
+            }
+            (Some(items), false) => Ok((items, true)),
+            (None, _) => {
+                let text = text.ok_or("missing field `text` (or `items`)")?;
+                let label = label.ok_or("missing field `label`")?;
+                Ok((
+                    vec![ReferenceItem {
+                        text,
+                        label,
+                        model,
+                        family,
+                        source,
+                        domain,
+                        attack,
+                        lang,
+                    }],
+                    false,
+                ))
+            }
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
