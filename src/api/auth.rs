@@ -22,9 +22,14 @@ pub async fn require(
         .authenticate(presented)
         .await
         .map_err(|e| {
-            tracing::error!(error = %e, "key lookup failed");
             crate::metrics::STORE_ERRORS.inc();
-            ApiError::Internal
+            if e.is_unavailable() {
+                tracing::warn!(error = %e, "key lookup failed: store unavailable");
+                ApiError::StoreUnavailable
+            } else {
+                tracing::error!(error = %e, "key lookup failed");
+                ApiError::Internal
+            }
         })?
         .ok_or(ApiError::Unauthorized)?;
     if principal.allows(scope) {

@@ -37,6 +37,12 @@ pub enum ApiError {
     NotReady,
     #[error("the encoder is not running")]
     Unavailable,
+    #[error("the reference store is unreachable or cannot take writes now; retry shortly")]
+    StoreUnavailable,
+    #[error("too many requests in progress; retry shortly")]
+    Overloaded,
+    #[error("the request took longer than {0} s and was stopped")]
+    Timeout(u64),
     #[error("internal error")]
     Internal,
 }
@@ -52,7 +58,11 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Busy => StatusCode::TOO_MANY_REQUESTS,
-            Self::NotReady | Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NotReady
+            | Self::Unavailable
+            | Self::StoreUnavailable
+            | Self::Overloaded
+            | Self::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -70,6 +80,9 @@ impl ApiError {
             Self::Busy => "queue_full",
             Self::NotReady => "not_ready",
             Self::Unavailable => "unavailable",
+            Self::StoreUnavailable => "store_unavailable",
+            Self::Overloaded => "overloaded",
+            Self::Timeout(_) => "timeout",
             Self::Internal => "internal",
         }
     }
@@ -85,6 +98,10 @@ impl From<DetectError> for ApiError {
             DetectError::Worker(WorkerError::Full) => Self::Busy,
             DetectError::Worker(WorkerError::Stopped) => Self::Unavailable,
             DetectError::NoReferences => Self::NotReady,
+            DetectError::Store(e) if e.is_unavailable() => {
+                tracing::warn!(error = %e, cause = ?std::error::Error::source(&e), "store unavailable");
+                Self::StoreUnavailable
+            }
             other => {
                 tracing::error!(error = %other, cause = ?std::error::Error::source(&other), "request failed");
                 Self::Internal
@@ -99,10 +116,10 @@ impl IntoResponse for ApiError {
         let mut resp = (self.status(), axum::Json(body)).into_response();
         let headers = resp.headers_mut();
         match self {
-            Self::Busy => {
+            Self::Busy | Self::Overloaded | Self::Timeout(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
-            Self::NotReady | Self::Unavailable => {
+            Self::NotReady | Self::Unavailable | Self::StoreUnavailable => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             }
             Self::Unauthorized => {

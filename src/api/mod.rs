@@ -12,7 +12,7 @@ mod handlers;
 mod wire;
 
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderValue, StatusCode};
@@ -20,6 +20,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use tokio::sync::Semaphore;
 use tower_http::catch_panic::CatchPanicLayer;
 use tracing::Instrument;
 
@@ -65,6 +66,12 @@ pub struct ApiConfig {
     pub open_detect: bool,
     /// Shown by `/info`.
     pub index_kind: String,
+    /// Requests served at once (probes aside); more are answered 503
+    /// `overloaded` at once, before their bodies are read.
+    pub max_concurrent: usize,
+    /// Longest a request may run before it is answered 503 `timeout`
+    /// (`None`: no limit).
+    pub request_timeout: Option<Duration>,
 }
 
 impl Default for ApiConfig {
@@ -77,6 +84,8 @@ impl Default for ApiConfig {
             overlength: Overlength::Truncate,
             open_detect: false,
             index_kind: "auto".into(),
+            max_concurrent: 64,
+            request_timeout: Some(Duration::from_secs(60)),
         }
     }
 }
@@ -86,6 +95,19 @@ pub struct AppState {
     pub detector: OnceLock<Arc<Detector>>,
     pub keys: KeyRing,
     pub config: ApiConfig,
+    /// One permit per request in progress ([`ApiConfig::max_concurrent`]).
+    gate: Arc<Semaphore>,
+}
+
+impl AppState {
+    pub fn new(keys: KeyRing, config: ApiConfig) -> Self {
+        Self {
+            detector: OnceLock::new(),
+            keys,
+            gate: Arc::new(Semaphore::new(config.max_concurrent.max(1))),
+            config,
+        }
+    }
 }
 
 /// The application: routes, error shape for unknown routes and methods,
@@ -111,8 +133,40 @@ pub fn app(state: Arc<AppState>) -> Router {
             tracing::error!("handler panicked");
             ApiError::Internal.into_response()
         }))
+        .layer(middleware::from_fn_with_state(state.clone(), admit))
         .layer(middleware::from_fn(observe))
         .with_state(state)
+}
+
+/// Probes and scrapes, answered whatever the load.
+const PROBES: &[&str] = &["/health", "/ready", "/metrics"];
+
+/// The global bounds: at most `max_concurrent` requests in progress (the
+/// next is refused at once, before its body is read, so a flood costs
+/// neither memory nor queueing) and at most `request_timeout` each.
+/// Probes pass, so a supervisor sees a loaded service as alive.
+async fn admit(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if PROBES.contains(&req.uri().path()) {
+        return next.run(req).await;
+    }
+    let Ok(_permit) = state.gate.clone().try_acquire_owned() else {
+        metrics::HTTP_SHED.inc();
+        return ApiError::Overloaded.into_response();
+    };
+    match state.config.request_timeout {
+        None => next.run(req).await,
+        Some(limit) => match tokio::time::timeout(limit, next.run(req)).await {
+            Ok(resp) => resp,
+            Err(_) => {
+                tracing::warn!(seconds = limit.as_secs_f64(), "request timed out");
+                ApiError::Timeout(limit.as_secs()).into_response()
+            }
+        },
+    }
 }
 
 /// Request id, tracing span, access log and HTTP metrics for every request.

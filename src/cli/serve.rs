@@ -2,7 +2,7 @@
 //! answers during start-up), then loads the model and builds the index in
 //! the background and marks itself ready.
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
@@ -56,6 +56,14 @@ pub struct ServeArgs {
     /// Most bytes per request body.
     #[arg(long, env = "DETECTIVE_MAX_BODY_BYTES", default_value_t = 8 << 20)]
     pub max_body_bytes: usize,
+    /// Requests served at once (health, readiness and metrics aside); more
+    /// are answered 503 `overloaded` at once, before their bodies are read.
+    #[arg(long, env = "DETECTIVE_MAX_CONCURRENT", default_value_t = 64)]
+    pub max_concurrent: usize,
+    /// Longest a request may run, in seconds, before it is answered 503
+    /// `timeout` (0: no limit).
+    #[arg(long, env = "DETECTIVE_REQUEST_TIMEOUT_SECONDS", default_value_t = 60)]
+    pub request_timeout_seconds: u64,
     /// Largest k a request may ask for.
     #[arg(long, env = "DETECTIVE_MAX_K", default_value_t = 100)]
     pub max_k: usize,
@@ -96,6 +104,7 @@ impl ServeArgs {
         anyhow::ensure!(self.max_text_chars > 0, "--max-text-chars must be positive");
         anyhow::ensure!(self.max_k > 0, "--max-k must be positive");
         anyhow::ensure!(self.queue_capacity > 0, "--queue-capacity must be positive");
+        anyhow::ensure!(self.max_concurrent > 0, "--max-concurrent must be positive");
         Ok(ApiConfig {
             max_items: self.max_items,
             max_text_chars: self.max_text_chars,
@@ -104,6 +113,9 @@ impl ServeArgs {
             overlength,
             open_detect: self.open_detect,
             index_kind: self.index.index.clone(),
+            max_concurrent: self.max_concurrent,
+            request_timeout: (self.request_timeout_seconds > 0)
+                .then(|| std::time::Duration::from_secs(self.request_timeout_seconds)),
         })
     }
 
@@ -116,7 +128,7 @@ impl ServeArgs {
         format!(
             "listen={} db={} model={} max_length={} device={} index={} decision={} languages={} \
              target_fpr={} k={} open_detect={} max_items={} max_text_chars={} max_body_bytes={} overlength={} \
-             queue_capacity={} coalesce_tokens={} feed_poll_ms={} snapshot_dir={} \
+             max_concurrent={} request_timeout_seconds={} queue_capacity={} coalesce_tokens={} feed_poll_ms={} snapshot_dir={} \
              snapshot_every={} admin_key={}",
             self.listen,
             redact(&self.store.db),
@@ -133,6 +145,8 @@ impl ServeArgs {
             self.max_text_chars,
             self.max_body_bytes,
             self.overlength,
+            self.max_concurrent,
+            self.request_timeout_seconds,
             self.queue_capacity,
             self.coalesce_tokens,
             self.feed_poll_ms,
@@ -165,11 +179,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
         let keys = KeyRing::new(store.clone(), args.admin_key.as_deref())
             .with_ttl(std::time::Duration::from_secs(args.key_cache_seconds));
         bootstrap_key(store.as_ref(), keys.has_bootstrap()).await?;
-        let state = Arc::new(AppState {
-            detector: OnceLock::new(),
-            keys,
-            config,
-        });
+        let state = Arc::new(AppState::new(keys, config));
         let addr: SocketAddr = args
             .listen
             .parse()

@@ -9,7 +9,9 @@
 //! or not, so a busy client (or one flooding a wrong key) costs one store
 //! query per key per TTL; a revoked key stops working within the TTL. The
 //! cache holds at most [`CACHE_ENTRIES`] keys and is emptied when full, so
-//! a flood of distinct random keys cannot grow it.
+//! a flood of distinct random keys cannot grow it. While the store cannot
+//! be reached, answers up to [`STALE_TTL`] old are reused (no key can be
+//! revoked meanwhile), so detection outlives a database restart.
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -73,6 +75,8 @@ impl Principal {
 
 /// How long an answer about a key is reused.
 pub const CACHE_TTL: Duration = Duration::from_secs(5);
+/// How long an answer is reused while the store cannot be reached.
+pub const STALE_TTL: Duration = Duration::from_secs(600);
 /// Most keys cached at once.
 pub const CACHE_ENTRIES: usize = 10_000;
 
@@ -124,14 +128,25 @@ impl KeyRing {
         let Some(prefix) = prefix_of(presented) else {
             return Ok(None);
         };
-        if let Some((at, found)) = self.cached(&hash) {
+        let cached = self.cached(&hash);
+        if let Some((at, found)) = &cached {
             if at.elapsed() < self.ttl {
-                return Ok(found);
+                return Ok(found.clone());
             }
         }
         let hex_hash = hex::encode(hash);
         let mut found = None;
-        for (key, stored) in self.store.keys_by_prefix(prefix).await? {
+        let rows = match self.store.keys_by_prefix(prefix).await {
+            Ok(rows) => rows,
+            // While the store is down no key can be revoked either, so a
+            // recent answer stays true: detection goes on from memory.
+            Err(e) if e.is_unavailable() => match cached {
+                Some((at, found)) if at.elapsed() < STALE_TTL => return Ok(found),
+                _ => return Err(e),
+            },
+            Err(e) => return Err(e),
+        };
+        for (key, stored) in rows {
             if bool::from(stored.as_bytes().ct_eq(hex_hash.as_bytes())) {
                 let scopes = key.scopes.iter().filter_map(|s| s.parse().ok()).collect();
                 found = Some(Principal {

@@ -129,6 +129,12 @@ pub static HTTP_ABANDONED: LazyLock<IntCounterVec> = LazyLock::new(|| {
         &["route"],
     )
 });
+pub static HTTP_SHED: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter(
+        "detective_http_shed_total",
+        "Requests refused because --max-concurrent requests were already in progress",
+    )
+});
 pub static VERDICTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     counter_vec(
         "detective_verdicts_total",
@@ -306,6 +312,7 @@ pub fn init() {
     LazyLock::force(&QUEUE_REJECTED);
     LazyLock::force(&JOBS_CANCELLED);
     LazyLock::force(&HTTP_ABANDONED);
+    LazyLock::force(&HTTP_SHED);
     LazyLock::force(&INDEX_TOMBSTONES);
     LazyLock::force(&FEED_APPLIED_SEQ);
     LazyLock::force(&FEED_SYNCED);

@@ -38,6 +38,49 @@ pub enum StoreError {
     Mismatch(usize, usize),
 }
 
+impl StoreError {
+    /// The database cannot be reached or cannot take the write now (down,
+    /// restarting, out of connections, disk full, read-only, locked): the
+    /// request may succeed later, and nothing was half-written, because
+    /// every write is one transaction.
+    pub fn is_unavailable(&self) -> bool {
+        let Self::Db(e) = self else { return false };
+        match e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Database(db) => {
+                if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                    // Connection exceptions, insufficient resources (disk
+                    // full, too many connections), operator intervention
+                    // (shutdown, restart), system errors.
+                    let code = pg.code();
+                    ["08", "53", "57P", "58"]
+                        .iter()
+                        .any(|class| code.starts_with(class))
+                        || code == "25006" // read-only transaction
+                } else if db
+                    .try_downcast_ref::<sqlx::sqlite::SqliteError>()
+                    .is_some()
+                {
+                    // BUSY, LOCKED, READONLY, IOERR, FULL, CANTOPEN
+                    // (primary result codes; extended codes carry them in
+                    // their low byte).
+                    db.code()
+                        .and_then(|c| c.parse::<i32>().ok())
+                        .is_some_and(|c| matches!(c & 0xff, 5 | 6 | 8 | 10 | 13 | 14))
+                } else {
+                    false
+                }
+            }
+            _ => false,
+        }
+    }
+}
+
 #[async_trait]
 pub trait Store: KeyStore {
     /// Adds references with their embeddings in one transaction. A text

@@ -20,7 +20,13 @@ pub struct PgStore {
 
 impl PgStore {
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let pool = PgPoolOptions::new().max_connections(8).connect(url).await?;
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            // A database that is down fails requests in seconds (503), not
+            // after sqlx's default half-minute wait.
+            .acquire_timeout(Duration::from_secs(3))
+            .connect(url)
+            .await?;
         sqlx::migrate!("migrations/postgres").run(&pool).await?;
         Ok(Self {
             pool,
