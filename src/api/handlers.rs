@@ -46,14 +46,9 @@ pub async fn ready(State(state): Shared) -> Result<Json<serde_json::Value>, ApiE
 
 pub async fn info(State(state): Shared) -> Result<Json<serde_json::Value>, ApiError> {
     let d = detector(&state)?;
-    let counts = d.counts().await?;
+    let tallied = d.counts().await?;
+    let (counts, store_seq) = (tallied.counts, tallied.store_seq);
     let refs = d.live().snapshot();
-    let store_seq = d
-        .live()
-        .positions()
-        .await
-        .map_err(crate::detect::DetectError::from)?
-        .1;
     let enc = d.encoder().id();
     let cfg = d.vote_config();
     let c = &state.config;

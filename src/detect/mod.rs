@@ -14,6 +14,7 @@ pub mod seed;
 mod service;
 pub mod snapshot;
 pub mod startup;
+pub mod tally;
 pub mod vote;
 
 use crate::encoder::EncoderId;

@@ -8,10 +8,11 @@ use std::time::Instant;
 
 use super::language::{Abstention, Languages};
 use super::live::Live;
+use super::tally::{Tallied, Tally};
 use super::{vote, DetectError, Verdict, VoteConfig};
 use crate::encoder::{Admission, EncoderHandle, Prepared};
 use crate::metrics;
-use crate::store::{Counts, Inserted, Label, NewReference, Reference, Store};
+use crate::store::{Inserted, Label, NewReference, Reference, Store};
 
 /// Which label a verdict reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +69,7 @@ pub struct Detector {
     vote: VoteConfig,
     decision: Decision,
     languages: Languages,
+    tally: Arc<Tally>,
 }
 
 impl Detector {
@@ -81,6 +83,7 @@ impl Detector {
     ) -> Self {
         metrics::INDEX_VECTORS.set(refs.snapshot().len() as i64);
         Self {
+            tally: Arc::new(Tally::new(store.clone())),
             store,
             encoder,
             refs,
@@ -230,8 +233,8 @@ impl Detector {
         }
         // What the store now holds, not what this request said: an existing
         // text keeps its stored labels, a batch's duplicates are one row.
+        self.tally.changed();
         self.refs.catch_up().await?;
-        self.refresh_reference_gauge().await;
         Ok(inserted)
     }
 
@@ -253,30 +256,16 @@ impl Detector {
             .inspect_err(|_| metrics::STORE_ERRORS.inc())?;
         if done {
             metrics::REFERENCES_DELETED.inc();
+            self.tally.changed();
             self.refs.catch_up().await?;
-            self.refresh_reference_gauge().await;
         }
         Ok(done)
     }
 
-    /// `detective_references` from the store's counts; a failed count
-    /// leaves the gauge as it was (the write itself succeeded).
-    async fn refresh_reference_gauge(&self) {
-        match self.store.counts().await {
-            Ok(c) => metrics::set_references(&c.by_family),
-            Err(e) => {
-                metrics::STORE_ERRORS.inc();
-                tracing::warn!(error = %e, "cannot count references");
-            }
-        }
-    }
-
-    pub async fn counts(&self) -> Result<Counts, DetectError> {
-        Ok(self
-            .store
-            .counts()
-            .await
-            .inspect_err(|_| metrics::STORE_ERRORS.inc())?)
+    /// The store's counts and change position, reused for a moment (see
+    /// [`Tally`]).
+    pub async fn counts(&self) -> Result<Tallied, DetectError> {
+        Ok(self.tally.get().await?)
     }
 }
 

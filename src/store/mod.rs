@@ -62,10 +62,7 @@ impl StoreError {
                         .iter()
                         .any(|class| code.starts_with(class))
                         || code == "25006" // read-only transaction
-                } else if db
-                    .try_downcast_ref::<sqlx::sqlite::SqliteError>()
-                    .is_some()
-                {
+                } else if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
                     // BUSY, LOCKED, READONLY, IOERR, FULL, CANTOPEN
                     // (primary result codes; extended codes carry them in
                     // their low byte).
