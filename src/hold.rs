@@ -7,7 +7,11 @@
 //! during start-up. Unset, it costs one branch per batch.
 //!
 //! A hold file whose content is `panic` makes the point panic instead of
-//! holding: the drill for a dying encoder thread.
+//! holding: the drill for a dying encoder thread. One whose content is
+//! `only POINT` holds at that point alone; `only insert` (the one point held only
+//! when named) holds a reference
+//! write inside its transaction, after its rows and before the commit (the
+//! drill for a crash mid-write).
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -29,9 +33,32 @@ pub fn wait(point: &str) {
     if !path.exists() {
         return;
     }
-    if std::fs::read(path).is_ok_and(|c| c.trim_ascii() == b"panic") {
+    let content = std::fs::read(path).unwrap_or_default();
+    let content = content.trim_ascii();
+    if content == b"panic" {
         panic!("drill: the hold file asks {point} to panic");
     }
+    if content
+        .strip_prefix(b"only ")
+        .is_some_and(|only| only != point.as_bytes())
+    {
+        return;
+    }
+    hold(path, point);
+}
+
+/// Like [`wait`], for a point held only when the hold file names it
+/// (`only POINT`).
+pub fn wait_named(point: &str) {
+    let Some(path) = path() else { return };
+    let named = std::fs::read(path)
+        .is_ok_and(|c| c.trim_ascii().strip_prefix(b"only ") == Some(point.as_bytes()));
+    if named {
+        hold(path, point);
+    }
+}
+
+fn hold(path: &std::path::Path, point: &str) {
     tracing::warn!(path = %path.display(), "held at {point}");
     while path.exists() {
         std::thread::sleep(Duration::from_millis(10));

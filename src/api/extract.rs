@@ -180,7 +180,7 @@ mod tests {
     #[test]
     fn lists_stop_at_the_limit_and_non_objects_are_named() {
         use crate::api::wire::DetectRequest;
-        let body = format!(r#"{{"texts": [{}]}}"#, vec![r#""a""#; 9].join(","));
+        let body = format!(r#"{{"texts": [{}]}}"#, [r#""a""#; 9].join(","));
         let e = parse::<DetectRequest>(body.as_bytes(), 8).unwrap_err();
         assert!(
             e.to_string()

@@ -2,6 +2,7 @@
 //! answers during start-up), then loads the model and builds the index in
 //! the background and marks itself ready.
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -88,10 +89,23 @@ pub struct ServeArgs {
     /// working within this time); 0 looks every key up on every request.
     #[arg(long, env = "DETECTIVE_KEY_CACHE_SECONDS", default_value_t = 5)]
     pub key_cache_seconds: u64,
-    /// Bootstrap key with every scope (kept only in the environment).
+    /// Bootstrap key with every scope, kept only in the environment (at
+    /// least 24 characters). On the command line it shows in the process
+    /// list: prefer the environment or --admin-key-file.
     #[arg(long, env = "DETECTIVE_ADMIN_KEY", hide_env_values = true)]
     pub admin_key: Option<String>,
+    /// A file holding the bootstrap key (for example a mounted secret).
+    #[arg(long, env = "DETECTIVE_ADMIN_KEY_FILE", conflicts_with = "admin_key")]
+    pub admin_key_file: Option<PathBuf>,
+    /// Where a fresh store's first admin key is written (owner-only file;
+    /// never printed). Default: `detective-admin.key` beside a SQLite store,
+    /// in the working directory for PostgreSQL.
+    #[arg(long, env = "DETECTIVE_BOOTSTRAP_KEY_FILE")]
+    pub bootstrap_key_file: Option<PathBuf>,
 }
+
+/// Shortest bootstrap key accepted.
+pub const MIN_ADMIN_KEY_CHARS: usize = 24;
 
 impl ServeArgs {
     fn api_config(&self) -> anyhow::Result<ApiConfig> {
@@ -121,6 +135,54 @@ impl ServeArgs {
 
     fn decision(&self) -> anyhow::Result<Decision> {
         Decision::parse(&self.decision).map_err(|e| anyhow::anyhow!("--decision: {e}"))
+    }
+
+    /// The bootstrap key, from the environment, the command line or its
+    /// file, checked for length.
+    fn admin_key(&self) -> anyhow::Result<Option<String>> {
+        let key = match (&self.admin_key, &self.admin_key_file) {
+            (Some(k), _) => {
+                if std::env::var("DETECTIVE_ADMIN_KEY").ok().as_deref() != Some(k) {
+                    eprintln!(
+                        "warning: --admin-key on the command line is visible in the process \
+                         list; set DETECTIVE_ADMIN_KEY or use --admin-key-file"
+                    );
+                }
+                Some(k.clone())
+            }
+            (None, Some(path)) => {
+                let raw = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read --admin-key-file {}", path.display()))?;
+                Some(raw.trim().to_owned())
+            }
+            (None, None) => None,
+        };
+        if let Some(k) = &key {
+            let n = k.chars().count();
+            anyhow::ensure!(
+                n >= MIN_ADMIN_KEY_CHARS && !k.chars().any(char::is_whitespace),
+                "the admin key must be at least {MIN_ADMIN_KEY_CHARS} characters without spaces \
+                 (it has {n}); for example `openssl rand -hex 24`"
+            );
+        }
+        Ok(key)
+    }
+
+    /// Where a fresh store's first admin key goes.
+    fn bootstrap_key_path(&self) -> PathBuf {
+        if let Some(p) = &self.bootstrap_key_file {
+            return p.clone();
+        }
+        let db = &self.store.db;
+        let file = db.strip_prefix("sqlite://").unwrap_or(db);
+        let file = file.split('?').next().unwrap_or(file);
+        let dir = if db.starts_with("postgres") || file.contains(":memory:") {
+            None
+        } else {
+            std::path::Path::new(file).parent()
+        };
+        dir.unwrap_or(std::path::Path::new(""))
+            .join("detective-admin.key")
     }
 
     /// The configuration, one line, without secrets.
@@ -154,7 +216,7 @@ impl ServeArgs {
                 .snapshot_dir(&self.store.db)
                 .map_or("none".into(), |d| d.display().to_string()),
             self.snapshot_every,
-            if self.admin_key.is_some() {
+            if self.admin_key.is_some() || self.admin_key_file.is_some() {
                 "set"
             } else {
                 "not set"
@@ -167,6 +229,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
     let config = args.api_config()?;
     let decision = args.decision()?;
     let enc_cfg = (args.encoder.to_config()?, args.encoder.view()?);
+    let admin_key = args.admin_key()?;
     eprintln!(
         "detective {} serve: {}",
         env!("CARGO_PKG_VERSION"),
@@ -176,9 +239,9 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
     let rt = super::common::runtime()?;
     rt.block_on(async {
         let store = open_store(&args.store).await?;
-        let keys = KeyRing::new(store.clone(), args.admin_key.as_deref())
+        let keys = KeyRing::new(store.clone(), admin_key.as_deref())
             .with_ttl(std::time::Duration::from_secs(args.key_cache_seconds));
-        bootstrap_key(store.as_ref(), keys.has_bootstrap()).await?;
+        bootstrap_key(store.as_ref(), keys.has_bootstrap(), &args.bootstrap_key_path()).await?;
         let state = Arc::new(AppState::new(keys, config));
         let addr: SocketAddr = args
             .listen
@@ -353,17 +416,35 @@ async fn load(
 }
 
 /// With no admin key in the environment and no key in the store, creates an
-/// admin key and prints it once, so a fresh install is usable at once.
-async fn bootstrap_key(store: &dyn Store, env_key: bool) -> anyhow::Result<()> {
+/// admin key so that a fresh install is usable at once. The key goes to a
+/// file only its owner can read, never to the log.
+async fn bootstrap_key(store: &dyn Store, env_key: bool, path: &Path) -> anyhow::Result<()> {
     if env_key || !store.list_keys().await?.is_empty() {
         return Ok(());
     }
     let (_, key) = create_key(store, "bootstrap", &[Scope::Admin]).await?;
+    write_secret(path, &key)
+        .with_context(|| format!("cannot write the new admin key to {}", path.display()))?;
     eprintln!(
-        "created an admin API key (shown once; store it safely, or create others with \
-         `detective keys create`):\n\n    {key}\n"
+        "created an admin API key in {} (readable only by its owner): \
+         export KEY=$(cat {})",
+        path.display(),
+        path.display()
     );
     Ok(())
+}
+
+/// Writes `secret` to a new owner-only file (replacing an older one).
+fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let _ = std::fs::remove_file(path);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(path)?;
+    writeln!(f, "{secret}")?;
+    f.sync_all()
 }
 
 fn print_ready(addr: SocketAddr, d: &Detector) {

@@ -203,6 +203,7 @@ macro_rules! impl_store {
                         created: deleted,
                     });
                 }
+                $crate::hold::wait_named("insert");
                 if let Some(notify) = FEED.notify {
                     if out.iter().any(|i| i.created) {
                         sqlx::query(notify).execute(&mut *tx).await?;

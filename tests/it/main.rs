@@ -21,6 +21,9 @@ mod index_recall;
 mod loss_parity;
 /// The HTTP API on loopback: contract, auth, bad input, OpenAPI.
 mod serve_api;
+/// Faults and secrets: PostgreSQL stopped under traffic, a batch killed
+/// mid-transaction, the bootstrap key kept out of the log.
+mod serve_faults;
 /// The server's life cycle: full queue, readiness, SIGTERM, kill -9.
 mod serve_lifecycle;
 /// Concurrent detect and reference traffic; replicas on one PostgreSQL.

@@ -57,10 +57,21 @@ impl Server {
     /// held while `hold` exists, without waiting for readiness.
     #[track_caller]
     pub fn spawn_on(db: &str, hold: &Path, extra: &[&str]) -> Self {
-        let mut child = Command::new(super::common::bin())
+        Self::spawn_keyed(db, hold, extra, Some(ADMIN))
+    }
+
+    /// [`Server::spawn_on`] with `admin` (or no key at all) as
+    /// `DETECTIVE_ADMIN_KEY`.
+    #[track_caller]
+    pub fn spawn_keyed(db: &str, hold: &Path, extra: &[&str], admin: Option<&str>) -> Self {
+        let mut cmd = Command::new(super::common::bin());
+        match admin {
+            Some(k) => cmd.env("DETECTIVE_ADMIN_KEY", k),
+            None => cmd.env_remove("DETECTIVE_ADMIN_KEY"),
+        };
+        let mut child = cmd
             .args(["serve", "--listen", "127.0.0.1:0", "--db", db])
             .args(extra)
-            .env("DETECTIVE_ADMIN_KEY", ADMIN)
             .env("DETECTIVE_HOLD_FILE", hold)
             .env("DETECTIVE_THREADS", "2")
             .stdout(Stdio::null())

@@ -1,0 +1,331 @@
+//! Faults and secrets: the database stopped and started under traffic, a
+//! batch killed inside its transaction, and the bootstrap key kept out of
+//! the log.
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::server::{code, message, Server, ADMIN, HUMANISH};
+
+#[track_caller]
+fn wait_until(what: &str, within: Duration, mut ok: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !ok() {
+        assert!(started.elapsed() < within, "{what}: not within {within:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A PostgreSQL cluster of this test's own, which it may stop and start.
+struct Cluster {
+    bin: PathBuf,
+    data: tempfile::TempDir,
+    port: u16,
+}
+
+impl Cluster {
+    /// Starts one with the binaries in `DETECTIVE_TEST_PGBIN` (set by
+    /// `.ci/run`); `None` where that is not set outside CI.
+    fn start() -> Option<Self> {
+        let Some(bin) = std::env::var_os("DETECTIVE_TEST_PGBIN") else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "DETECTIVE_TEST_PGBIN must be set in CI (.ci/run sets it)"
+            );
+            eprintln!("skipped: DETECTIVE_TEST_PGBIN is not set");
+            return None;
+        };
+        let data = tempfile::tempdir().expect("tempdir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let c = Self {
+            bin: PathBuf::from(bin),
+            data,
+            port,
+        };
+        if is_root() {
+            let ok = Command::new("chown")
+                .args(["-R", "postgres"])
+                .arg(c.data.path())
+                .status()
+                .expect("chown")
+                .success();
+            assert!(ok, "chown the cluster directory");
+        }
+        let initdb = c.bin.join("initdb");
+        c.run(&format!(
+            "{} -D {} -A trust -U postgres",
+            initdb.display(),
+            c.dir().display()
+        ));
+        c.ctl("start -w");
+        c.run(&format!(
+            "{} -h 127.0.0.1 -p {} -U postgres -qc 'CREATE DATABASE faults'",
+            c.bin.join("psql").display(),
+            c.port
+        ));
+        Some(c)
+    }
+
+    fn dir(&self) -> &Path {
+        self.data.path()
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/faults", self.port)
+    }
+
+    /// `pg_ctl ARGS` on this cluster.
+    fn ctl(&self, args: &str) {
+        self.run(&format!(
+            "{} -D {} -l {}/server.log -o '-c listen_addresses=127.0.0.1 -p {} -k {}' {args}",
+            self.bin.join("pg_ctl").display(),
+            self.dir().display(),
+            self.dir().display(),
+            self.port,
+            self.dir().display()
+        ));
+    }
+
+    /// A shell command as the `postgres` user when running as root (the
+    /// server refuses to run as root), else as ourselves.
+    fn run(&self, cmd: &str) {
+        let mut c = if is_root() {
+            let mut c = Command::new("su");
+            c.args(["postgres", "-c", cmd]);
+            c
+        } else {
+            let mut c = Command::new("sh");
+            c.args(["-c", cmd]);
+            c
+        };
+        let status = c
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("run a PostgreSQL command");
+        assert!(status.success(), "{cmd}: {status}");
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let cmd = format!(
+            "{} -D {} -m immediate stop",
+            self.bin.join("pg_ctl").display(),
+            self.dir().display()
+        );
+        let _ = if is_root() {
+            Command::new("su").args(["postgres", "-c", &cmd]).status()
+        } else {
+            Command::new("sh").args(["-c", &cmd]).status()
+        };
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
+}
+
+/// The id of the nearest reference to `text`.
+fn nearest(s: &Server, text: &str) -> i64 {
+    let (st, v) = s.post(
+        "/detect",
+        Some(ADMIN),
+        &json!({"text": text, "k": 1, "explain": true}),
+    );
+    assert_eq!(st, 200, "{v}");
+    v["neighbours"][0]["id"].as_i64().expect("a neighbour")
+}
+
+/// PostgreSQL stops under traffic: writes fail fast with 503
+/// `store_unavailable` (not 500, not a hang), detection goes on from
+/// memory (with keys checked shortly before), probes answer; once the
+/// database is back, writes succeed and replicate without a restart of
+/// `detective`.
+#[test]
+fn postgres_stopped_and_started_under_traffic() {
+    let Some(pg) = Cluster::start() else { return };
+    let hold = pg.dir().join("detective.hold");
+    let s = Server::spawn_on(&pg.url(), &hold, &["--key-cache-seconds", "1"]);
+    s.wait_ready();
+    let key = s.create_key("detect");
+    let (st, v) = s.post("/detect", Some(&key), &json!({"text": HUMANISH}));
+    assert_eq!(st, 200, "{v}");
+
+    pg.ctl("-m fast stop -w");
+    let text = "Written while the database was down, then again once it was back up.";
+    let item = json!({"text": text, "label": "machine", "model": "outage-lm", "family": "outage"});
+    for _ in 0..3 {
+        let (st, v) = s.post("/reference", Some(ADMIN), &item);
+        assert_eq!((st, code(&v)), (503, "store_unavailable"), "{v}");
+    }
+    // The key was last checked over a second ago: its answer is reused
+    // while the store cannot be asked.
+    std::thread::sleep(Duration::from_millis(1100));
+    for k in [ADMIN, key.as_str()] {
+        let (st, v) = s.post("/detect", Some(k), &json!({"texts": [HUMANISH, text]}));
+        assert_eq!(st, 200, "detection from memory: {v}");
+    }
+    let (st, v) = s.post(
+        "/detect",
+        Some("dtk_unknownkey0000000000000000"),
+        &json!({"text": "x"}),
+    );
+    assert!(
+        (st, code(&v)) == (503, "store_unavailable") || (st, code(&v)) == (401, "unauthorized"),
+        "an unknown key is never let in: {st} {v}"
+    );
+    assert_eq!(s.get("/health", None).0, 200);
+    assert_eq!(s.get("/ready", None).0, 200);
+    let (st, v) = s.get("/info", None);
+    assert!(
+        st == 200 || (st, code(&v)) == (503, "store_unavailable"),
+        "{st} {v}"
+    );
+
+    pg.ctl("start -w");
+    let mut created = Value::Null;
+    wait_until("a write succeeds again", Duration::from_secs(120), || {
+        let (st, v) = s.post("/reference", Some(ADMIN), &item);
+        assert!(st == 201 || st == 503, "{st} {v}");
+        created = v;
+        st == 201
+    });
+    let id = created["id"].as_i64().expect("id");
+    assert_eq!(nearest(&s, text), id, "the new reference votes");
+    // The change feed follows the store again.
+    wait_until("the feed caught up", Duration::from_secs(120), || {
+        let (st, info) = s.get("/info", Some(ADMIN));
+        st == 200 && info["index"]["applied_seq"] == info["references"]["store_seq"]
+    });
+    let (st, v) = s.post("/detect", Some(&key), &json!({"text": HUMANISH}));
+    assert_eq!(st, 200, "{v}");
+}
+
+/// `kill -9` while a batch is inside its transaction (rows written, not
+/// committed): after a restart nothing of it is stored; the retry stores
+/// each item once, and a second retry creates nothing.
+#[test]
+fn a_batch_killed_inside_its_transaction_is_all_or_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("d.db");
+    let items: Vec<Value> = (0..3)
+        .map(|i| {
+            json!({"text": format!("Batch item {i} of a write cut short, with a style all its own."),
+                   "label": "machine", "model": "crash-lm", "family": "crash"})
+        })
+        .collect();
+    let body = json!({ "items": items });
+    let mut s = Server::spawn(&db, &[]);
+    s.wait_ready();
+    let total = |s: &Server| s.get("/info", Some(ADMIN)).1["references"]["total"].as_i64();
+    let before = total(&s);
+    std::fs::write(&s.hold, "only insert").unwrap();
+    let client = s.client.clone();
+    let url = s.url("/reference");
+    let sent = body.clone();
+    let pending = std::thread::spawn(move || {
+        client
+            .post(url)
+            .bearer_auth(ADMIN)
+            .json(&sent)
+            .send()
+            .map(|r| r.status().as_u16())
+    });
+    s.wait_log("held at insert", 0);
+    s.kill9();
+    assert!(
+        pending.join().unwrap().is_err(),
+        "no answer from a killed server"
+    );
+    s.release();
+
+    let s = Server::spawn(&db, &[]);
+    s.wait_ready();
+    assert_eq!(total(&s), before, "nothing of the batch was kept");
+    let (st, first) = s.post("/reference", Some(ADMIN), &body);
+    assert_eq!(st, 201, "{first}");
+    assert!(first["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|i| i["created"] == true));
+    let (st, again) = s.post("/reference", Some(ADMIN), &body);
+    assert_eq!(st, 200, "{again}");
+    assert_eq!(again["ids"], first["ids"]);
+    assert!(again["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|i| i["created"] == false));
+    assert_eq!(total(&s), before.map(|n| n + 3));
+}
+
+/// A fresh store's first admin key goes to an owner-only file, never to
+/// the log; a short bootstrap key is refused; a key file is read.
+#[test]
+fn secrets_stay_out_of_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("detective.db");
+    let hold = dir.path().join("none.hold");
+    let db_str = db.to_str().unwrap();
+    let s = Server::spawn_keyed(db_str, &hold, &[], None);
+    s.wait_ready();
+    let file = dir.path().join("detective-admin.key");
+    let key = std::fs::read_to_string(&file)
+        .expect("the key file")
+        .trim()
+        .to_owned();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "owner-only: {mode:o}");
+    }
+    let log = s.log.lock().unwrap().join("\n");
+    assert!(log.contains("created an admin API key in"), "{log}");
+    assert!(!log.contains(&key), "the key is not in the log");
+    let (st, v) = s.post(
+        "/reference",
+        Some(&key),
+        &json!({"text": "Added with the bootstrap key from its file.", "label": "human"}),
+    );
+    assert_eq!(st, 201, "{v}");
+    drop(s);
+
+    // Too short to be a secret: refused at start, with the rule.
+    let out = Command::new(super::common::bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--db", db_str])
+        .env("DETECTIVE_ADMIN_KEY", "short-key")
+        .output()
+        .expect("run detective serve");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("at least 24 characters"), "{err}");
+    assert!(
+        !err.contains("short-key"),
+        "the refused key is not echoed: {err}"
+    );
+
+    // From a file (a mounted secret), with its trailing newline.
+    let secret = dir.path().join("admin-secret");
+    std::fs::write(&secret, "file-admin-key-0123456789abcdef\n").unwrap();
+    let s = Server::spawn_keyed(
+        db_str,
+        &hold,
+        &["--admin-key-file", secret.to_str().unwrap()],
+        None,
+    );
+    s.wait_ready();
+    let (st, v) = s.get("/reference/1", Some("file-admin-key-0123456789abcdef"));
+    assert!(st == 200 || st == 404, "{st} {v}");
+    let (st, v) = s.get("/reference/1", Some("wrong-admin-key-0123456789abcdef"));
+    assert_eq!((st, code(&v)), (401, "unauthorized"), "{}", message(&v));
+}
