@@ -24,6 +24,8 @@ mod serve_api;
 /// Faults and secrets: PostgreSQL stopped under traffic, a batch killed
 /// mid-transaction, the bootstrap key kept out of the log.
 mod serve_faults;
+/// A bounded black-box fuzz and a flood of maximal bodies.
+mod serve_fuzz;
 /// The server's life cycle: full queue, readiness, SIGTERM, kill -9.
 mod serve_lifecycle;
 /// Concurrent detect and reference traffic; replicas on one PostgreSQL.
