@@ -9,6 +9,8 @@ mod auth;
 mod error;
 mod extract;
 mod handlers;
+#[cfg(test)]
+mod tests;
 mod wire;
 
 use std::sync::{Arc, OnceLock};

@@ -41,6 +41,35 @@ impl Default for WorkerConfig {
     }
 }
 
+/// What the encoder thread runs: token ids in, one vector per sequence
+/// out. The [`Encoder`] in the service; a stand-in in tests of what sits
+/// around it (queueing, the HTTP API).
+pub trait Model: Send + 'static {
+    fn id(&self) -> &EncoderId;
+    fn dim(&self) -> usize;
+    fn tokenizer(&self) -> &Tokenizer;
+    /// One normalised vector per sequence, in input order.
+    fn embed_tokens(&self, seqs: &[Vec<i64>]) -> Result<Vec<Vec<f32>>, EncoderError>;
+}
+
+impl Model for Encoder {
+    fn id(&self) -> &EncoderId {
+        Embed::id(self)
+    }
+
+    fn dim(&self) -> usize {
+        Embed::dim(self)
+    }
+
+    fn tokenizer(&self) -> &Tokenizer {
+        Encoder::tokenizer(self)
+    }
+
+    fn embed_tokens(&self, seqs: &[Vec<i64>]) -> Result<Vec<Vec<f32>>, EncoderError> {
+        Encoder::embed_tokens(self, seqs)
+    }
+}
+
 static DEAD: AtomicBool = AtomicBool::new(false);
 static DIED: LazyLock<tokio::sync::Notify> = LazyLock::new(tokio::sync::Notify::new);
 
@@ -120,7 +149,7 @@ pub struct EncoderHandle {
 
 impl EncoderHandle {
     /// Moves the encoder onto a new thread.
-    pub fn spawn(encoder: Encoder, view: View, cfg: WorkerConfig) -> Self {
+    pub fn spawn<M: Model>(encoder: M, view: View, cfg: WorkerConfig) -> Self {
         let (tx, rx) = sync_channel(cfg.queue_capacity.max(1));
         let handle = Self {
             tx,
@@ -251,7 +280,7 @@ impl EncoderHandle {
     }
 }
 
-fn run(encoder: &Encoder, rx: &Receiver<Job>, coalesce_tokens: usize) {
+fn run<M: Model>(encoder: &M, rx: &Receiver<Job>, coalesce_tokens: usize) {
     let _guard = tch::no_grad_guard();
     while let Ok(mut first) = rx.recv() {
         metrics::QUEUE_DEPTH.dec();
@@ -280,7 +309,7 @@ fn run(encoder: &Encoder, rx: &Receiver<Job>, coalesce_tokens: usize) {
     }
 }
 
-fn encode(encoder: &Encoder, jobs: Vec<Job>) {
+fn encode<M: Model>(encoder: &M, jobs: Vec<Job>) {
     let started = Instant::now();
     for job in &jobs {
         job.span
