@@ -46,3 +46,49 @@ impl_store!(
     }
 );
 impl_key_store!(SqliteStore, sqlx::sqlite::SqliteRow);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Label, NewReference, Store};
+    use crate::vocab::EncoderId;
+
+    /// A file opened read-only (`PATH?mode=ro`) refuses a write as
+    /// unavailable (HTTP 503), and nothing of it is written.
+    #[tokio::test]
+    async fn a_read_only_file_refuses_writes_as_unavailable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let p = path.to_str().unwrap();
+        drop(SqliteStore::open(p).await.unwrap());
+        let ro = SqliteStore::open(&format!("{p}?mode=ro")).await.unwrap();
+        let id = EncoderId {
+            name: "e".into(),
+            checksum: "c".into(),
+            max_length: 8,
+        };
+        let item = |text: &str| NewReference {
+            label: Label::Human,
+            model: None,
+            family: None,
+            source: None,
+            domain: None,
+            attack: None,
+            lang: None,
+            group: None,
+            added_by: "t".into(),
+            text: text.into(),
+        };
+        let e = ro
+            .insert(&[item("a"), item("b")], &[vec![1.0], vec![0.5]], &id)
+            .await
+            .unwrap_err();
+        assert!(
+            e.is_unavailable(),
+            "{e}: {:?}",
+            std::error::Error::source(&e)
+        );
+        assert_eq!(ro.counts().await.unwrap().total, 0);
+        assert_eq!(ro.last_seq().await.unwrap(), 0);
+    }
+}

@@ -329,3 +329,41 @@ fn secrets_stay_out_of_the_log() {
     let (st, v) = s.get("/reference/1", Some("wrong-admin-key-0123456789abcdef"));
     assert_eq!((st, code(&v)), (401, "unauthorized"), "{}", message(&v));
 }
+
+/// A SQLite file the service may only read (`PATH?mode=ro`; a read-only
+/// mount or a full disk answer the same way): detection works, every
+/// write is 503 `store_unavailable`, and nothing is half-written.
+#[test]
+fn a_read_only_store_detects_and_refuses_writes_with_503() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ro.db");
+    let text = "Stored while the file was writable, and still voting once it is not.";
+    let id = {
+        let s = Server::spawn(&db, &[]);
+        s.wait_ready();
+        let (st, v) = s.post(
+            "/reference",
+            Some(ADMIN),
+            &json!({"text": text, "label": "machine", "model": "ro-lm", "family": "ro"}),
+        );
+        assert_eq!(st, 201, "{v}");
+        v["id"].as_i64().unwrap()
+    };
+    let ro = format!("{}?mode=ro", db.display());
+    let s = Server::spawn_on(&ro, &dir.path().join("ro.hold"), &[]);
+    s.wait_ready();
+    let (_, info) = s.get("/info", Some(ADMIN));
+    let total = info["references"]["total"].clone();
+    assert_eq!(nearest(&s, text), id);
+    let (st, v) = s.post(
+        "/reference",
+        Some(ADMIN),
+        &json!({"items": [{"text": "one", "label": "human"}, {"text": "two", "label": "human"}]}),
+    );
+    assert_eq!((st, code(&v)), (503, "store_unavailable"), "{v}");
+    let (st, v) = s.delete(&format!("/reference/{id}"), Some(ADMIN));
+    assert_eq!((st, code(&v)), (503, "store_unavailable"), "{v}");
+    let (_, info) = s.get("/info", Some(ADMIN));
+    assert_eq!(info["references"]["total"], total, "nothing written");
+    assert_eq!(nearest(&s, text), id, "still voting");
+}
