@@ -367,3 +367,104 @@ fn a_read_only_store_detects_and_refuses_writes_with_503() {
     assert_eq!(info["references"]["total"], total, "nothing written");
     assert_eq!(nearest(&s, text), id, "still voting");
 }
+
+/// A small filesystem of the test's own (tmpfs), unmounted when dropped.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    /// `None` where this process may not mount (not root, or no
+    /// CAP_SYS_ADMIN in a container).
+    fn mount(size: &str) -> Option<Self> {
+        let dir = tempfile::tempdir().ok()?;
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(Self { dir })
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// The disk under a SQLite store fills up: writes are 503
+/// `store_unavailable` and leave nothing behind, detection goes on, and
+/// once space is freed the same write succeeds without a restart.
+#[test]
+fn a_full_disk_refuses_writes_with_503_and_recovers() {
+    let Some(fs) = Tmpfs::mount("256m") else {
+        eprintln!("skipped: cannot mount a tmpfs here (needs root with CAP_SYS_ADMIN)");
+        return;
+    };
+    let db = fs.dir.path().join("full.db");
+    let s = Server::spawn(&db, &["--snapshot-dir", "none"]);
+    s.wait_ready();
+    let total = |s: &Server| s.get("/info", Some(ADMIN)).1["references"]["total"].clone();
+    let before = total(&s);
+    // Fill what is left of the filesystem.
+    let filler = fs.dir.path().join("filler");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let chunk = vec![0u8; 1 << 20];
+        while f.write_all(&chunk).and_then(|()| f.sync_all()).is_ok() {}
+    }
+    // Batches of 8 texts of about 50 kB: the journal's free pages take the
+    // first ones; then the disk refuses.
+    let batch = |i: usize| {
+        let items: Vec<Value> = (0..8)
+            .map(|j| {
+                json!({"text": format!("Written to a full disk, batch {i} item {j}: {}",
+                                       super::server::long_text(i * 8 + j).repeat(20)),
+                       "label": "machine", "model": "full-lm", "family": "full"})
+            })
+            .collect();
+        json!({ "items": items })
+    };
+    let mut acknowledged = 0;
+    let mut refused = None;
+    for i in 0..1000 {
+        let (st, v) = s.post("/reference", Some(ADMIN), &batch(i));
+        match st {
+            201 => acknowledged += 8,
+            _ => {
+                assert_eq!((st, code(&v)), (503, "store_unavailable"), "{v}");
+                refused = Some(i);
+                break;
+            }
+        }
+    }
+    let refused = refused.expect("the full disk refused a write");
+    let (st, v) = s.post("/reference", Some(ADMIN), &batch(refused));
+    assert_eq!((st, code(&v)), (503, "store_unavailable"), "again: {v}");
+    let (st, v) = s.post("/detect", Some(ADMIN), &json!({"text": HUMANISH}));
+    assert_eq!(st, 200, "detection needs no disk: {v}");
+    std::fs::remove_file(&filler).unwrap();
+    wait_until(
+        "a write succeeds once space is free",
+        Duration::from_secs(60),
+        || {
+            let (st, v) = s.post("/reference", Some(ADMIN), &batch(refused));
+            assert!(st == 201 || st == 503, "{st} {v}");
+            st == 201
+        },
+    );
+    let after = total(&s);
+    assert_eq!(
+        after.as_i64(),
+        before.as_i64().map(|n| n + acknowledged + 8),
+        "every acknowledged item kept, nothing of the refused batches"
+    );
+    drop(s);
+    drop(fs);
+}
