@@ -18,6 +18,7 @@ use super::wire::{
 };
 use super::{AppState, Overlength};
 use crate::detect::keys::Scope;
+use crate::detect::segments::{self, Plan};
 use crate::detect::{Decision, Detector, Prepped};
 use crate::store::{Label, NewReference};
 
@@ -225,14 +226,48 @@ pub async fn detect(
         }
     }
     let d = detector(&state)?;
-    let tokens = tokenize(&state, d, fields, texts, true).await?;
+    let n = texts.len();
+    let plans = match req.segments {
+        true => Some(plan_segments(&state, d, &texts).await?),
+        false => None,
+    };
+    // The windows of every text go to the encoder with the texts: one call.
+    let (mut fields, mut all) = (fields, texts.clone());
+    for (i, (plan, text)) in plans.iter().flatten().zip(&texts).enumerate() {
+        for (j, w) in plan.window_texts(text).into_iter().enumerate() {
+            fields.push(format!("{} (segment window {j})", fields[i]));
+            all.push(w);
+        }
+    }
+    let mut tokens = tokenize(&state, d, fields, all, true).await?;
+    tokens.count_only(n);
     let truncated: Vec<bool> = tokens.texts.iter().map(|p| p.truncated).collect();
-    let detections = d.detect(tokens, req.k).await?;
+    let mut detections = d.detect(tokens, req.k).await?;
+    let windows = detections.split_off(n);
+    let mut segmented = Vec::new();
+    if let Some(plans) = &plans {
+        let mut at = 0;
+        for ((plan, text), det) in plans.iter().zip(&texts).zip(&detections) {
+            let verdicts: Vec<_> = windows[at..at + plan.windows.len()]
+                .iter()
+                .map(|w| &w.verdict)
+                .collect();
+            at += plan.windows.len();
+            let threshold = match (d.decision(), &det.verdict.operating_point) {
+                (Decision::OperatingPoint, Some(op)) => op.threshold,
+                _ => 0.5,
+            };
+            let segments = plan.segments(text, &verdicts, threshold);
+            segmented.push((segments::mixed(&segments, threshold), segments));
+        }
+    }
+    let mut segmented = segmented.into_iter();
     let encoder = d.encoder().id().to_string();
     let mut results: Vec<DetectResult> = detections
         .into_iter()
         .zip(truncated)
         .map(|(det, truncated)| {
+            let (mixed, segments) = segmented.next().unzip();
             let v = det.verdict;
             DetectResult {
                 label: match det.abstained {
@@ -253,6 +288,8 @@ pub async fn detect(
                 truncated,
                 encoder: encoder.clone(),
                 neighbours: req.explain.then_some(v.neighbours),
+                mixed,
+                segments,
             }
         })
         .collect();
@@ -261,6 +298,34 @@ pub async fn detect(
     } else {
         Json(results.remove(0)).into_response()
     })
+}
+
+/// Sentences and windows of each text, with the limit on windows checked.
+async fn plan_segments(
+    state: &AppState,
+    d: &Detector,
+    texts: &[String],
+) -> Result<Vec<Plan>, ApiError> {
+    let tokenizer = d.encoder().tokenizer().clone();
+    let owned = texts.to_vec();
+    let plans = tokio::task::spawn_blocking(move || {
+        owned
+            .iter()
+            .map(|t| Plan::new(t, &tokenizer))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await
+    .map_err(|_| ApiError::Internal)?
+    .map_err(crate::detect::DetectError::Tokenize)?;
+    let windows: usize = plans.iter().map(|p| p.windows.len()).sum();
+    let max = state.config.max_segment_windows;
+    if windows > max {
+        return Err(ApiError::invalid(format!(
+            "segments: the texts need {windows} windows of sentences; at most {max} per request \
+             (--max-segment-windows); send shorter or fewer texts"
+        )));
+    }
+    Ok(plans)
 }
 
 pub async fn add_reference(

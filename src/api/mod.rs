@@ -63,6 +63,8 @@ pub struct ApiConfig {
     pub max_text_chars: usize,
     pub max_body_bytes: usize,
     pub max_k: usize,
+    /// Most windows of sentences a request with `segments` may need.
+    pub max_segment_windows: usize,
     pub overlength: Overlength,
     /// `POST /detect` without a key.
     pub open_detect: bool,
@@ -83,6 +85,7 @@ impl Default for ApiConfig {
             max_text_chars: 100_000,
             max_body_bytes: 8 << 20,
             max_k: 100,
+            max_segment_windows: 256,
             overlength: Overlength::Truncate,
             open_detect: false,
             index_kind: "auto".into(),

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::extract::bounded_opt;
+use crate::detect::segments::Segment;
 use crate::detect::vote::{Attribution, Neighbour, OperatingVerdict};
 use crate::detect::Abstention;
 use crate::store::Label;
@@ -17,6 +18,8 @@ pub struct DetectRequest {
     pub k: Option<usize>,
     #[serde(default)]
     pub explain: bool,
+    #[serde(default)]
+    pub segments: bool,
 }
 
 /// What a detection says: a label, or `unknown` when it abstains.
@@ -65,6 +68,11 @@ pub struct DetectResult {
     pub encoder: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub neighbours: Option<Vec<Neighbour>>,
+    /// With `segments`: confident segments disagree.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mixed: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segments: Option<Vec<Segment>>,
 }
 
 #[derive(Debug, Serialize)]

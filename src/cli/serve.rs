@@ -65,6 +65,10 @@ pub struct ServeArgs {
     /// `timeout` (0: no limit).
     #[arg(long, env = "DETECTIVE_REQUEST_TIMEOUT_SECONDS", default_value_t = 60)]
     pub request_timeout_seconds: u64,
+    /// Most windows of sentences one request with `segments` may need
+    /// (each is one more text to encode).
+    #[arg(long, env = "DETECTIVE_MAX_SEGMENT_WINDOWS", default_value_t = 256)]
+    pub max_segment_windows: usize,
     /// Largest k a request may ask for.
     #[arg(long, env = "DETECTIVE_MAX_K", default_value_t = 100)]
     pub max_k: usize,
@@ -124,6 +128,7 @@ impl ServeArgs {
             max_text_chars: self.max_text_chars,
             max_body_bytes: self.max_body_bytes,
             max_k: self.max_k,
+            max_segment_windows: self.max_segment_windows,
             overlength,
             open_detect: self.open_detect,
             index_kind: self.index.index.clone(),

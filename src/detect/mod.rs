@@ -11,6 +11,7 @@ pub mod language;
 pub mod live;
 mod references;
 pub mod seed;
+pub mod segments;
 mod service;
 pub mod snapshot;
 pub mod startup;

@@ -60,6 +60,16 @@ pub struct Prepped {
     pub texts: Vec<Prepared>,
     pub abstain: Vec<Option<Abstention>>,
     admission: Admission,
+    /// Only the first this many texts are verdicts the metrics count (the
+    /// rest are windows of them, for segments).
+    counted: usize,
+}
+
+impl Prepped {
+    /// Counts only the first `n` texts in the verdict metrics.
+    pub fn count_only(&mut self, n: usize) {
+        self.counted = n.min(self.texts.len());
+    }
 }
 
 pub struct Detector {
@@ -141,6 +151,7 @@ impl Detector {
         .map_err(|_| DetectError::Worker(crate::encoder::WorkerError::Failed))?
         .map_err(DetectError::Tokenize)
         .map(|(texts, abstain)| Prepped {
+            counted: texts.len(),
             texts,
             abstain,
             admission,
@@ -163,6 +174,7 @@ impl Detector {
             texts,
             abstain,
             admission,
+            counted,
         } = prepped;
         let n = texts.len();
         let vectors = self.encoder.embed(texts, admission).await?;
@@ -181,7 +193,8 @@ impl Detector {
             vectors
                 .iter()
                 .zip(abstain)
-                .map(|(v, abstained)| {
+                .enumerate()
+                .map(|(i, (v, abstained))| {
                     let started = Instant::now();
                     let neighbours = refs.search(v, cfg.k);
                     let searched = Instant::now();
@@ -189,7 +202,9 @@ impl Detector {
                     let verdict = vote(&neighbours, &cfg).ok_or(DetectError::NoReferences)?;
                     metrics::stage("vote", searched.elapsed().as_secs_f64());
                     let label = decision.label(&verdict);
-                    record(label, &verdict, abstained.is_some());
+                    if i < counted {
+                        record(label, &verdict, abstained.is_some());
+                    }
                     Ok(Detection {
                         label,
                         verdict,

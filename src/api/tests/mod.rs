@@ -6,6 +6,7 @@
 mod input;
 mod limits;
 mod references;
+mod segments;
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
