@@ -87,6 +87,14 @@ pub struct EvalArgs {
     /// texts in others abstain and count as not machine.
     #[arg(long, default_value = "eng")]
     pub languages: String,
+    /// The segment benchmark instead of whole texts: this many mixed texts
+    /// built from --test (and as many pure human ones), read in windows
+    /// as `POST /detect` with `segments` does.
+    #[arg(long, default_value_t = 0)]
+    pub segments: usize,
+    /// Seed of the texts the segment benchmark builds.
+    #[arg(long, default_value_t = 7)]
+    pub segments_seed: u64,
 }
 
 fn choose_view(
@@ -302,6 +310,27 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         "calibrated on {} validation texts: k = {}",
         cal.validation_size, cal.k
     );
+    if args.segments > 0 {
+        let bar = progress(None, "windows embedded");
+        let report = crate::eval::segments::bench(
+            &test.records,
+            args.segments,
+            args.segments_seed,
+            &encoder,
+            encoder.inner().tokenizer(),
+            &rows,
+            &cal,
+            &opts,
+            &|done, total| {
+                bar.set_length(total);
+                bar.set_position(done);
+            },
+        )?;
+        bar.finish_and_clear();
+        let md = report.markdown();
+        println!("{md}");
+        return write_reports(args, &report, &md);
+    }
     let t = Instant::now();
     let mut verdicts = score(&rows, &test, encoder.dim(), &cal, &opts)?;
     let mut abstained = 0;

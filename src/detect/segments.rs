@@ -183,7 +183,26 @@ impl Plan {
     /// first sentence to its last (character offsets).
     pub fn segments(&self, text: &str, verdicts: &[&Verdict], threshold: f64) -> Vec<Segment> {
         let scores: Vec<f64> = verdicts.iter().map(|v| v.score).collect();
-        let per_sentence = sentence_scores(self.sentences.len(), &self.windows, &scores);
+        let families: Vec<Option<&str>> = verdicts
+            .iter()
+            .map(|v| v.attribution.family.as_deref())
+            .collect();
+        self.assemble(text, &scores, &families, threshold)
+    }
+
+    /// [`Plan::segments`] from window scores alone (no families).
+    pub fn segments_from_scores(&self, text: &str, scores: &[f64], threshold: f64) -> Vec<Segment> {
+        self.assemble(text, scores, &vec![None; scores.len()], threshold)
+    }
+
+    fn assemble(
+        &self,
+        text: &str,
+        scores: &[f64],
+        families: &[Option<&str>],
+        threshold: f64,
+    ) -> Vec<Segment> {
+        let per_sentence = sentence_scores(self.sentences.len(), &self.windows, scores);
         runs(&per_sentence, threshold)
             .into_iter()
             .map(|(run, machine)| {
@@ -191,14 +210,10 @@ impl Plan {
                 let family = machine
                     .then(|| {
                         let mut votes: Vec<(&str, usize)> = Vec::new();
-                        for (w, v) in self.windows.iter().zip(verdicts) {
+                        for ((w, score), family) in self.windows.iter().zip(scores).zip(families) {
                             let overlaps = w.start < run.end && run.start < w.end;
-                            if let (true, true, Some(f)) = (
-                                overlaps,
-                                v.score >= threshold,
-                                v.attribution.family.as_deref(),
-                            ) {
-                                match votes.iter_mut().find(|(g, _)| *g == f) {
+                            if let (true, true, Some(f)) = (overlaps, *score >= threshold, family) {
+                                match votes.iter_mut().find(|(g, _)| *g == *f) {
                                     Some((_, n)) => *n += 1,
                                     None => votes.push((f, 1)),
                                 }

@@ -11,6 +11,7 @@ pub mod generalization;
 pub mod metrics;
 pub mod plot;
 pub mod report;
+pub mod segments;
 pub mod views;
 
 use std::path::{Path, PathBuf};
