@@ -8,6 +8,7 @@ use clap::Args;
 use super::common::{open_references, open_store, runtime, IndexArgs, StoreArgs};
 use super::input::Reader;
 use super::EncoderArgs;
+use crate::detect::segments::{self, Plan, Segment};
 use crate::detect::{detect_vectors, Abstention, Decision, Languages, Verdict};
 use crate::encoder::Embed;
 
@@ -44,6 +45,10 @@ pub struct DetectArgs {
     /// others are labelled unknown.
     #[arg(long, env = "DETECTIVE_LANGUAGES", default_value = "eng")]
     pub languages: String,
+    /// Also label each part of each text (runs of sentences), as `POST
+    /// /detect` with `segments` does.
+    #[arg(long)]
+    pub segments: bool,
 }
 
 pub fn run(args: &DetectArgs) -> anyhow::Result<()> {
@@ -113,8 +118,81 @@ pub fn run(args: &DetectArgs) -> anyhow::Result<()> {
                 encoder: encoder.id().to_string(),
             };
             let abstained = languages.judge(text);
-            print_verdict(&mut out, text, &verdict, abstained.as_ref(), &how)?;
+            let segments = match args.segments {
+                true => Some(segments_of(
+                    &encoder, &refs, &cfg, decision, text, &verdict,
+                )?),
+                false => None,
+            };
+            print_verdict(
+                &mut out,
+                text,
+                &verdict,
+                abstained.as_ref(),
+                segments.as_ref(),
+                &how,
+            )?;
         }
+    }
+    Ok(())
+}
+
+/// The segments of one text and whether it is mixed, as the service
+/// computes them.
+fn segments_of(
+    encoder: &crate::encoder::Styled<crate::encoder::Encoder>,
+    refs: &crate::detect::References,
+    cfg: &crate::detect::VoteConfig,
+    decision: Decision,
+    text: &str,
+    verdict: &Verdict,
+) -> anyhow::Result<(bool, Vec<Segment>)> {
+    let plan = Plan::new(text, encoder.inner().tokenizer())?;
+    let windows = plan.window_texts(text);
+    let strs: Vec<&str> = windows.iter().map(String::as_str).collect();
+    let vectors = encoder.embed(&strs)?;
+    let verdicts: Vec<Verdict> = detect_vectors(refs, &vectors, cfg)
+        .into_iter()
+        .map(|v| v.context("no references to vote"))
+        .collect::<anyhow::Result<_>>()?;
+    let threshold = match (decision, &verdict.operating_point) {
+        (Decision::OperatingPoint, Some(op)) => op.threshold,
+        _ => 0.5,
+    };
+    let refs: Vec<&Verdict> = verdicts.iter().collect();
+    let segments = plan.segments(text, &refs, threshold);
+    Ok((segments::mixed(&segments, threshold), segments))
+}
+
+/// Segments under a table row.
+fn print_segments(
+    out: &mut impl Write,
+    text: &str,
+    mixed: bool,
+    segments: &[Segment],
+) -> anyhow::Result<()> {
+    let chars: Vec<char> = text.chars().collect();
+    writeln!(
+        out,
+        "         segments{}:",
+        if mixed { " (mixed)" } else { "" }
+    )?;
+    for s in segments {
+        let preview: String = chars[s.start..s.end]
+            .iter()
+            .take(40)
+            .map(|c| if c.is_control() { ' ' } else { *c })
+            .collect();
+        writeln!(
+            out,
+            "           {:>6}-{:<6} {:<8} {:>6.3} {:<14} {}",
+            s.start,
+            s.end,
+            s.label.as_str(),
+            s.score,
+            s.family.as_deref().unwrap_or("-"),
+            preview
+        )?;
     }
     Ok(())
 }
@@ -133,6 +211,7 @@ fn print_verdict(
     text: &str,
     v: &Verdict,
     abstained: Option<&Abstention>,
+    segments: Option<&(bool, Vec<Segment>)>,
     how: &Output,
 ) -> anyhow::Result<()> {
     let Output {
@@ -172,6 +251,9 @@ fn print_verdict(
         } else if let Some(note) = &v.note {
             writeln!(out, "         note: {note}")?;
         }
+        if let Some((mixed, segments)) = segments {
+            print_segments(out, text, *mixed, segments)?;
+        }
         return Ok(());
     }
     let mut value = serde_json::to_value(v)?;
@@ -185,6 +267,10 @@ fn print_verdict(
         obj.insert("label".into(), label.into());
         if let Some(a) = abstained {
             obj.insert("abstained".into(), serde_json::to_value(a)?);
+        }
+        if let Some((mixed, segments)) = segments {
+            obj.insert("mixed".into(), (*mixed).into());
+            obj.insert("segments".into(), serde_json::to_value(segments)?);
         }
     }
     serde_json::to_writer(&mut *out, &value)?;

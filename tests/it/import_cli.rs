@@ -216,6 +216,42 @@ fn detect_votes_with_imported_references() {
         v["operating_point"]["threshold"].is_number(),
         "calibrated at import: {v}"
     );
+    // Segments, as the HTTP API gives them: in order, on the text's
+    // sentences, covering all of it (code-point offsets).
+    let two = format!("{text}\n\nÜnïcödé sentence here. Another one follows!");
+    let out = cmd(&[
+        "detect",
+        "--db",
+        db,
+        "--max-length",
+        "128",
+        "--format",
+        "json",
+        "--segments",
+        &two,
+    ])
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["mixed"].is_boolean(), "{v}");
+    let segs = v["segments"].as_array().expect("segments");
+    let chars: Vec<char> = two.chars().collect();
+    let mut at = 0;
+    for s in segs {
+        let (a, b) = (
+            s["start"].as_u64().unwrap() as usize,
+            s["end"].as_u64().unwrap() as usize,
+        );
+        assert!(at <= a && a < b && b <= chars.len(), "{v}");
+        assert!(chars[at..a].iter().all(|c| c.is_whitespace()), "{v}");
+        at = b;
+    }
+    assert_eq!(at, chars.len(), "to the end: {v}");
     // Another encoder identity (max_length, or another style view) is
     // refused with the fix named.
     for other in [
