@@ -275,12 +275,13 @@ fn openapi_matches_routes_and_wire_types(s: &Server) {
     let (st, r) = s.post(
         "/detect",
         Some(ADMIN),
-        &json!({"text": "All the documented fields.", "k": 2, "explain": true}),
+        &json!({"text": "All the documented fields. In two sentences.", "k": 2, "explain": true,
+                "segments": true}),
     );
     assert_eq!(st, 200, "{r}");
     assert_eq!(
         props("DetectRequest"),
-        ["text", "texts", "k", "explain"]
+        ["text", "texts", "k", "explain", "segments"]
             .iter()
             .map(|s| s.to_string())
             .collect()
@@ -301,6 +302,9 @@ fn openapi_matches_routes_and_wire_types(s: &Server) {
     check(&r, "DetectResult");
     check(&r["attribution"], "Attribution");
     check(&r["neighbours"][0], "Neighbour");
+    for segment in r["segments"].as_array().expect("segments") {
+        check(segment, "Segment");
+    }
     let item = json!({"text": "Every documented reference field.", "label": "machine",
         "model": "m", "family": "f", "source": "s", "domain": "d", "attack": "a", "lang": "en"});
     let item_keys: BTreeSet<String> = item.as_object().unwrap().keys().cloned().collect();
