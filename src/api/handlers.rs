@@ -12,6 +12,7 @@ use serde_json::json;
 use super::auth::{require, require_detect};
 use super::error::ApiError;
 use super::extract::{body, parse};
+use super::validate::{check_count, check_metadata, check_texts};
 use super::wire::{
     Called, Deleted, DetectBatch, DetectRequest, DetectResult, ReferenceBatchCreated,
     ReferenceBody, ReferenceCreated, ReferenceItem,
@@ -112,75 +113,15 @@ pub async fn openapi() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], super::OPENAPI)
 }
 
-/// Longest metadata value (`model`, `family`, `source`, ...) in characters.
-pub const MAX_FIELD_CHARS: usize = 200;
-
-/// Checks the texts of a request; `fields` name them in messages.
-fn check_texts<'a>(
-    state: &AppState,
-    fields: &[String],
-    texts: impl Iterator<Item = &'a str>,
-) -> Result<(), ApiError> {
-    let max = state.config.max_text_chars;
-    for (field, text) in fields.iter().zip(texts) {
-        if text.chars().all(invisible) {
-            return Err(ApiError::invalid(format!(
-                "{field} is empty (no visible characters)"
-            )));
-        }
-        check_no_nul(field, text)?;
-        let chars = text.chars().count();
-        if chars > max {
-            return Err(ApiError::TooLarge(format!(
-                "{field} has {chars} characters; the limit is {max} (--max-text-chars)"
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// Whitespace and the zero-width and formatting characters that render as
-/// nothing: a text made only of these is empty.
-fn invisible(c: char) -> bool {
-    c.is_whitespace()
-        || matches!(
-            c,
-            '\u{200B}'..='\u{200F}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}' | '\u{00AD}' | '\u{034F}'
-        )
-}
-
-/// NUL is valid JSON but no database text type stores it.
-fn check_no_nul(field: &str, value: &str) -> Result<(), ApiError> {
-    if value.contains('\0') {
-        return Err(ApiError::invalid(format!(
-            "{field} contains a NUL character (U+0000)"
-        )));
-    }
-    Ok(())
-}
-
-fn check_count(state: &AppState, field: &str, n: usize) -> Result<(), ApiError> {
-    if n == 0 {
-        return Err(ApiError::invalid(format!("{field} is empty")));
-    }
-    let max = state.config.max_items;
-    if n > max {
-        return Err(ApiError::invalid(format!(
-            "{field} has {n} items; at most {max} per request (--max-items)"
-        )));
-    }
-    Ok(())
-}
-
 /// Tokenizes, rejecting over-long texts when so configured.
 async fn tokenize(
     state: &AppState,
     d: &Detector,
     fields: Vec<String>,
     texts: Vec<String>,
-    judge: bool,
+    verdicts: usize,
 ) -> Result<Prepped, ApiError> {
-    let tokens = d.tokenize(texts, judge).await?;
+    let tokens = d.tokenize(texts, verdicts).await?;
     if state.config.overlength == Overlength::Reject {
         if let Some(i) = tokens.texts.iter().position(|p| p.truncated) {
             return Err(ApiError::TooManyTokens(format!(
@@ -239,8 +180,7 @@ pub async fn detect(
             all.push(w);
         }
     }
-    let mut tokens = tokenize(&state, d, fields, all, true).await?;
-    tokens.count_only(n);
+    let tokens = tokenize(&state, d, fields, all, n).await?;
     let truncated: Vec<bool> = tokens.texts.iter().map(|p| p.truncated).collect();
     let mut detections = d.detect(tokens, req.k).await?;
     let windows = detections.split_off(n);
@@ -253,10 +193,7 @@ pub async fn detect(
                 .map(|w| &w.verdict)
                 .collect();
             at += plan.windows.len();
-            let threshold = match (d.decision(), &det.verdict.operating_point) {
-                (Decision::OperatingPoint, Some(op)) => op.threshold,
-                _ => 0.5,
-            };
+            let threshold = d.decision().threshold(&det.verdict);
             let segments = plan.segments(text, &verdicts, threshold);
             segmented.push((segments::mixed(&segments, threshold), segments));
         }
@@ -354,24 +291,7 @@ pub async fn add_reference(
         } else {
             String::new()
         };
-        for (name, value) in [
-            ("model", &item.model),
-            ("family", &item.family),
-            ("source", &item.source),
-            ("domain", &item.domain),
-            ("attack", &item.attack),
-            ("lang", &item.lang),
-        ] {
-            if let Some(v) = value {
-                check_no_nul(&format!("{at}{name}"), v)?;
-                let chars = v.chars().count();
-                if chars > MAX_FIELD_CHARS {
-                    return Err(ApiError::invalid(format!(
-                        "{at}{name} has {chars} characters; at most {MAX_FIELD_CHARS}"
-                    )));
-                }
-            }
-        }
+        check_metadata(&at, item)?;
         if item.label == Label::Human && item.model.as_deref().is_some_and(|m| m != "human") {
             return Err(ApiError::invalid(format!(
                 "{at}model: a human reference cannot name a generator model"
@@ -380,7 +300,7 @@ pub async fn add_reference(
     }
     let d = detector(&state)?;
     let texts = items.iter().map(|i| i.text.clone()).collect();
-    let tokens = tokenize(&state, d, fields, texts, false).await?;
+    let tokens = tokenize(&state, d, fields, texts, 0).await?;
 
     let new: Vec<NewReference> = items.into_iter().map(|i| to_new(i, &who.name)).collect();
     let inserted = d.add(new, tokens).await?;

@@ -11,6 +11,7 @@ mod extract;
 mod handlers;
 #[cfg(test)]
 mod tests;
+mod validate;
 mod wire;
 
 use std::sync::{Arc, OnceLock};

@@ -42,6 +42,14 @@ pub struct IndexArgs {
     pub snapshot_dir: String,
 }
 
+/// The file of a SQLite store URL or path (without `sqlite://` or query
+/// options); `None` for PostgreSQL and in-memory stores.
+pub fn sqlite_file(db: &str) -> Option<&str> {
+    let path = db.strip_prefix("sqlite://").unwrap_or(db);
+    let file = path.split('?').next().unwrap_or(path);
+    (!db.starts_with("postgres") && !file.is_empty() && !file.contains(":memory:")).then_some(file)
+}
+
 impl IndexArgs {
     pub fn kind(&self, references: usize) -> anyhow::Result<IndexKind> {
         let hnsw = IndexKind::Hnsw(HnswParams {
@@ -64,12 +72,7 @@ impl IndexArgs {
     pub fn snapshot_dir(&self, db: &str) -> Option<PathBuf> {
         match self.snapshot_dir.as_str() {
             "none" | "" => None,
-            "auto" => {
-                let path = db.strip_prefix("sqlite://").unwrap_or(db);
-                let file = path.split('?').next().unwrap_or(path);
-                (!db.starts_with("postgres") && !file.is_empty() && !file.contains(":memory:"))
-                    .then(|| PathBuf::from(format!("{file}.index")))
-            }
+            "auto" => sqlite_file(db).map(|file| PathBuf::from(format!("{file}.index"))),
             dir => Some(PathBuf::from(dir)),
         }
     }

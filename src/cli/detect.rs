@@ -155,10 +155,7 @@ fn segments_of(
         .into_iter()
         .map(|v| v.context("no references to vote"))
         .collect::<anyhow::Result<_>>()?;
-    let threshold = match (decision, &verdict.operating_point) {
-        (Decision::OperatingPoint, Some(op)) => op.threshold,
-        _ => 0.5,
-    };
+    let threshold = decision.threshold(verdict);
     let refs: Vec<&Verdict> = verdicts.iter().collect();
     let segments = plan.segments(text, &refs, threshold);
     Ok((segments::mixed(&segments, threshold), segments))

@@ -11,6 +11,7 @@ mod import;
 pub mod input;
 mod keys;
 mod reindex;
+mod secrets;
 mod serve;
 mod train;
 

@@ -34,6 +34,16 @@ impl Decision {
         }
     }
 
+    /// The score at which a part of a text (a segment) reads as machine:
+    /// the calibrated threshold under the operating point, else 0.5 (the
+    /// majority's side).
+    pub fn threshold(self, v: &Verdict) -> f64 {
+        match (self, &v.operating_point) {
+            (Self::OperatingPoint, Some(op)) => op.threshold,
+            _ => 0.5,
+        }
+    }
+
     pub fn parse(s: &str) -> Result<Self, String> {
         match s {
             "majority" => Ok(Self::Majority),
@@ -60,16 +70,8 @@ pub struct Prepped {
     pub texts: Vec<Prepared>,
     pub abstain: Vec<Option<Abstention>>,
     admission: Admission,
-    /// Only the first this many texts are verdicts the metrics count (the
-    /// rest are windows of them, for segments).
+    /// The first this many texts are verdicts the metrics count.
     counted: usize,
-}
-
-impl Prepped {
-    /// Counts only the first `n` texts in the verdict metrics.
-    pub fn count_only(&mut self, n: usize) {
-        self.counted = n.min(self.texts.len());
-    }
 }
 
 pub struct Detector {
@@ -130,28 +132,42 @@ impl Detector {
     }
 
     /// Tokenizes (and computes lexical vectors) on the blocking pool, off
-    /// the async runtime; with `judge`, also decides which texts get no
-    /// verdict (a language the references do not cover).
-    pub async fn tokenize(&self, texts: Vec<String>, judge: bool) -> Result<Prepped, DetectError> {
+    /// the async runtime. The first `verdicts` texts are ones the caller
+    /// gives a verdict for: only they are judged (which get no verdict,
+    /// being in a language the references do not cover) and counted in the
+    /// verdict metrics; the rest (references to add, windows of a text for
+    /// segments) are only embedded.
+    pub async fn tokenize(
+        &self,
+        texts: Vec<String>,
+        verdicts: usize,
+    ) -> Result<Prepped, DetectError> {
         // A place in the encoder's queue first: a full queue refuses the
         // request before any work is spent on it.
         let admission = self.encoder.admit()?;
         let encoder = self.encoder.clone();
-        let languages = judge.then(|| self.languages.clone());
+        let languages = self.languages.clone();
         let started = Instant::now();
         let out = tokio::task::spawn_blocking(move || {
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-            let abstain = match languages {
-                Some(l) => refs.iter().map(|t| l.judge(t)).collect(),
-                None => vec![None; refs.len()],
-            };
+            let abstain = refs
+                .iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    if i < verdicts {
+                        languages.judge(t)
+                    } else {
+                        None
+                    }
+                })
+                .collect();
             encoder.prepare(&refs).map(|texts| (texts, abstain))
         })
         .await
         .map_err(|_| DetectError::Worker(crate::encoder::WorkerError::Failed))?
         .map_err(DetectError::Tokenize)
         .map(|(texts, abstain)| Prepped {
-            counted: texts.len(),
+            counted: verdicts.min(texts.len()),
             texts,
             abstain,
             admission,

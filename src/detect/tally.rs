@@ -103,16 +103,9 @@ mod tests {
 
     fn item(i: usize) -> NewReference {
         NewReference {
-            label: Label::Machine,
             model: Some("m".into()),
             family: Some("f".into()),
-            source: None,
-            domain: None,
-            attack: None,
-            lang: None,
-            group: None,
-            added_by: "test".into(),
-            text: format!("text number {i}"),
+            ..NewReference::plain(format!("text number {i}"), Label::Machine, "test")
         }
     }
 

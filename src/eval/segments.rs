@@ -280,18 +280,7 @@ pub fn bench(
     let set = LabelledSet {
         records: texts
             .iter()
-            .map(|t| NewReference {
-                label: Label::Human,
-                model: None,
-                family: None,
-                source: None,
-                domain: None,
-                attack: None,
-                lang: None,
-                group: None,
-                added_by: "segments".into(),
-                text: t.clone(),
-            })
+            .map(|t| NewReference::plain(t.as_str(), Label::Human, "segments"))
             .collect(),
         vectors,
     };
@@ -335,16 +324,8 @@ mod tests {
 
     fn rec(text: &str, label: Label, domain: &str) -> NewReference {
         NewReference {
-            label,
-            model: None,
-            family: None,
-            source: None,
             domain: Some(domain.into()),
-            attack: None,
-            lang: None,
-            group: None,
-            added_by: "t".into(),
-            text: text.into(),
+            ..NewReference::plain(text, label, "t")
         }
     }
 

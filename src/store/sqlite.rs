@@ -67,18 +67,7 @@ mod tests {
             checksum: "c".into(),
             max_length: 8,
         };
-        let item = |text: &str| NewReference {
-            label: Label::Human,
-            model: None,
-            family: None,
-            source: None,
-            domain: None,
-            attack: None,
-            lang: None,
-            group: None,
-            added_by: "t".into(),
-            text: text.into(),
-        };
+        let item = |text: &str| NewReference::plain(text, Label::Human, "t");
         let e = ro
             .insert(&[item("a"), item("b")], &[vec![1.0], vec![0.5]], &id)
             .await

@@ -19,6 +19,24 @@ pub struct NewReference {
     pub added_by: String,
 }
 
+impl NewReference {
+    /// A text and its label, with no provenance.
+    pub fn plain(text: impl Into<String>, label: Label, added_by: &str) -> Self {
+        Self {
+            text: text.into(),
+            label,
+            model: None,
+            family: None,
+            source: None,
+            domain: None,
+            attack: None,
+            lang: None,
+            group: None,
+            added_by: added_by.to_owned(),
+        }
+    }
+}
+
 /// A stored reference.
 #[derive(Debug, Clone, Serialize)]
 pub struct Reference {

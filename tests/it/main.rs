@@ -21,12 +21,12 @@ mod index_recall;
 mod loss_parity;
 /// The HTTP API on loopback: contract, auth, bad input, OpenAPI.
 mod serve_api;
-/// Faults and secrets: PostgreSQL stopped under traffic, a batch killed
-/// mid-transaction, the bootstrap key kept out of the log.
+/// Faults: PostgreSQL stopped under traffic, a batch killed mid-transaction,
+/// a read-only store, a full disk.
 mod serve_faults;
 /// A bounded black-box fuzz and a flood of maximal bodies.
 mod serve_fuzz;
-/// The server's life cycle: full queue, readiness, SIGTERM, kill -9.
+/// The server's life cycle: full queue, readiness, SIGTERM, kill -9, secrets.
 mod serve_lifecycle;
 /// Concurrent detect and reference traffic; replicas on one PostgreSQL.
 mod serve_replicas;

@@ -1,11 +1,12 @@
 //! The running server's life cycle: a saturated queue, readiness before
-//! the index is built, graceful shutdown, and durability across `kill -9`.
+//! the index is built, graceful shutdown, durability across `kill -9`, and
+//! the bootstrap key kept out of the log.
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::server::{code, long_text, Server, ADMIN, HUMANISH};
+use super::server::{code, long_text, message, Server, ADMIN, HUMANISH};
 
 #[test]
 fn full_queue_answers_429_and_gone_clients_are_not_encoded() {
@@ -203,4 +204,66 @@ fn a_panic_while_loading_makes_the_process_exit_non_zero() {
     let status = s.wait_exit(Duration::from_secs(300));
     assert!(!status.success(), "{status:?}");
     s.wait_log("loading the model and the index panicked", 0);
+}
+
+/// A fresh store's first admin key goes to an owner-only file, never to
+/// the log; a short bootstrap key is refused; a key file is read.
+#[test]
+fn secrets_stay_out_of_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("detective.db");
+    let hold = dir.path().join("none.hold");
+    let db_str = db.to_str().unwrap();
+    let s = Server::spawn_keyed(db_str, &hold, &[], None);
+    s.wait_ready();
+    let file = dir.path().join("detective-admin.key");
+    let key = std::fs::read_to_string(&file)
+        .expect("the key file")
+        .trim()
+        .to_owned();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "owner-only: {mode:o}");
+    }
+    let log = s.log.lock().unwrap().join("\n");
+    assert!(log.contains("created an admin API key in"), "{log}");
+    assert!(!log.contains(&key), "the key is not in the log");
+    let (st, v) = s.post(
+        "/reference",
+        Some(&key),
+        &json!({"text": "Added with the bootstrap key from its file.", "label": "human"}),
+    );
+    assert_eq!(st, 201, "{v}");
+    drop(s);
+
+    // Too short to be a secret: refused at start, with the rule.
+    let out = Command::new(super::common::bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--db", db_str])
+        .env("DETECTIVE_ADMIN_KEY", "short-key")
+        .output()
+        .expect("run detective serve");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("at least 24 characters"), "{err}");
+    assert!(
+        !err.contains("short-key"),
+        "the refused key is not echoed: {err}"
+    );
+
+    // From a file (a mounted secret), with its trailing newline.
+    let secret = dir.path().join("admin-secret");
+    std::fs::write(&secret, "file-admin-key-0123456789abcdef\n").unwrap();
+    let s = Server::spawn_keyed(
+        db_str,
+        &hold,
+        &["--admin-key-file", secret.to_str().unwrap()],
+        None,
+    );
+    s.wait_ready();
+    let (st, v) = s.get("/reference/1", Some("file-admin-key-0123456789abcdef"));
+    assert!(st == 200 || st == 404, "{st} {v}");
+    let (st, v) = s.get("/reference/1", Some("wrong-admin-key-0123456789abcdef"));
+    assert_eq!((st, code(&v)), (401, "unauthorized"), "{}", message(&v));
 }

@@ -3,6 +3,7 @@
 //! limits and the round trip of a reference, in milliseconds and without
 //! timing races (the stand-in holds a batch exactly as long as a test says).
 //! This module holds the harness; each sibling one concern.
+mod auth;
 mod input;
 mod limits;
 mod references;
@@ -18,7 +19,7 @@ use serde_json::Value;
 use tower::ServiceExt;
 
 use super::{app, ApiConfig, AppState};
-use crate::detect::keys::{create_key, KeyRing, Scope};
+use crate::detect::keys::KeyRing;
 use crate::detect::live::Live;
 use crate::detect::{startup, Decision, Detector, Languages, References, VoteConfig};
 use crate::encoder::worker::Model;
@@ -119,16 +120,9 @@ async fn harness(config: ApiConfig, gated: bool) -> Harness {
     let items: Vec<NewReference> = REFERENCES
         .iter()
         .map(|(text, label, family)| NewReference {
-            label: *label,
             model: family.map(|f| format!("{f}-model")),
             family: family.map(str::to_owned),
-            source: None,
-            domain: None,
-            attack: None,
-            lang: None,
-            group: None,
-            added_by: "test".into(),
-            text: (*text).to_owned(),
+            ..NewReference::plain(*text, *label, "test")
         })
         .collect();
     let texts: Vec<&str> = REFERENCES.iter().map(|r| r.0).collect();
