@@ -195,7 +195,7 @@ pub async fn detect(
             at += plan.windows.len();
             let threshold = d.decision().threshold(&det.verdict);
             let segments = plan.segments(text, &verdicts, threshold);
-            segmented.push((segments::mixed(&segments, threshold), segments));
+            segmented.push((segments::mixed(&segments), segments));
         }
     }
     let mut segmented = segmented.into_iter();

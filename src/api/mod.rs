@@ -12,6 +12,7 @@ mod handlers;
 #[cfg(test)]
 mod tests;
 mod validate;
+mod web;
 mod wire;
 
 use std::sync::{Arc, OnceLock};
@@ -46,6 +47,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/info"),
     ("get", "/metrics"),
     ("get", "/openapi.json"),
+    ("get", "/"),
+    ("get", "/ui/{file}"),
 ];
 
 /// What to do with a text longer than the model reads.
@@ -132,6 +135,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/info", get(handlers::info))
         .route("/metrics", get(handlers::metrics))
         .route("/openapi.json", get(handlers::openapi))
+        .route("/", get(web::page))
+        .route("/ui/{file}", get(web::file))
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(limit))

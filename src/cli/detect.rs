@@ -158,7 +158,7 @@ fn segments_of(
     let threshold = decision.threshold(verdict);
     let refs: Vec<&Verdict> = verdicts.iter().collect();
     let segments = plan.segments(text, &refs, threshold);
-    Ok((segments::mixed(&segments, threshold), segments))
+    Ok((segments::mixed(&segments), segments))
 }
 
 /// Segments under a table row.

@@ -48,6 +48,7 @@ pub fn sentences(text: &str) -> Vec<Range<usize>> {
                 .is_some_and(char::is_lowercase);
             match chars.peek() {
                 Some(&(_, d)) if (d.is_whitespace() && !lower_next) || cjk => Some(end),
+                Some(_) if glued(text, i, end) => Some(end),
                 None => Some(end),
                 _ => None,
             }
@@ -61,6 +62,19 @@ pub fn sentences(text: &str) -> Vec<Range<usize>> {
     }
     push_trimmed(text, start..text.len(), &mut out);
     out
+}
+
+/// A sentence mark between a lowercase word and a capitalised one with no
+/// space ("found.Mortgages"), as in text whose line breaks were lost: a
+/// boundary. Abbreviations ("U.S.A.") and names ("Node.JS") are not: the
+/// mark must follow a lowercase letter and precede an uppercase letter
+/// followed by a lowercase one.
+fn glued(text: &str, mark: usize, after: usize) -> bool {
+    let before = text[..mark].chars().next_back();
+    let mut next = text[after..].chars();
+    before.is_some_and(char::is_lowercase)
+        && next.next().is_some_and(char::is_uppercase)
+        && next.next().is_some_and(char::is_lowercase)
 }
 
 fn push_trimmed(text: &str, r: Range<usize>, out: &mut Vec<Range<usize>>) {
@@ -231,6 +245,7 @@ impl Plan {
                     } else {
                         Label::Human
                     },
+                    confident: confidence(score, threshold) >= CONFIDENT,
                     score,
                     family,
                 }
@@ -247,22 +262,36 @@ pub struct Segment {
     pub end: usize,
     pub label: Label,
     pub score: f64,
+    /// The score is far enough from the threshold ([`CONFIDENT`]).
+    pub confident: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub family: Option<String>,
 }
 
-/// How far from the threshold a segment's score must be to count as
-/// confident.
-pub const CONFIDENT: f64 = 0.2;
+/// How far a score lies from the threshold, as a share of the room on its
+/// side: 0 at the threshold, 1 at 0 (human side) or 1 (machine side). A
+/// threshold of 0.9 leaves a machine score only 0.1 of room, so a plain
+/// distance would never call a machine segment confident there.
+pub fn confidence(score: f64, threshold: f64) -> f64 {
+    let room = if score >= threshold {
+        1.0 - threshold
+    } else {
+        threshold
+    };
+    if room <= 0.0 {
+        return 1.0;
+    }
+    ((score - threshold).abs() / room).min(1.0)
+}
+
+/// The [`confidence`] a segment needs to count as confident: at a
+/// threshold of 0.5, a score 0.2 away from it.
+pub const CONFIDENT: f64 = 0.4;
 
 /// Confident segments disagree: part of the text reads as machine-written,
 /// part as human.
-pub fn mixed(segments: &[Segment], threshold: f64) -> bool {
-    let confident = |l: Label| {
-        segments
-            .iter()
-            .any(|s| s.label == l && (s.score - threshold).abs() >= CONFIDENT)
-    };
+pub fn mixed(segments: &[Segment]) -> bool {
+    let confident = |l: Label| segments.iter().any(|s| s.label == l && s.confident);
     confident(Label::Machine) && confident(Label::Human)
 }
 
@@ -291,6 +320,16 @@ mod tests {
         assert_eq!(
             texts(cjk, &sentences(cjk)),
             ["今日は晴れです。", "明日は雨？", "そうです"]
+        );
+        let glued =
+            "Demand fell.Mortgages rose in the U.S.A. as expected.Node.JS and e.g.PDF stay.";
+        assert_eq!(
+            texts(glued, &sentences(glued)),
+            [
+                "Demand fell.",
+                "Mortgages rose in the U.S.A. as expected.",
+                "Node.JS and e.g.PDF stay."
+            ]
         );
         assert_eq!(
             texts("no marks at all", &sentences("no marks at all")),

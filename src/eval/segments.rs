@@ -134,7 +134,7 @@ pub fn evaluate(
                 right += usize::from(labels.0[c].0 == Some(*label));
             }
         }
-        flagged += usize::from(mixed(&segs, threshold));
+        flagged += usize::from(mixed(&segs));
         // Boundaries in sentence units: the index of the first sentence of
         // each part after the first, and of each segment after the first.
         let first_sentence = |char_at: usize| {
@@ -162,7 +162,7 @@ pub fn evaluate(
     for (case, plan, scores) in pure {
         let segs = segments_of(case, plan, scores, threshold);
         alarms += usize::from(segs.iter().any(|s| s.label == Label::Machine));
-        mixed_alarms += usize::from(mixed(&segs, threshold));
+        mixed_alarms += usize::from(mixed(&segs));
     }
     let share = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
     SegmentScores {

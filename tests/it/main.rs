@@ -40,3 +40,5 @@ mod server;
 mod store_contract;
 /// A short contrastive training run: loss, checkpoints, resume.
 mod train_tiny;
+/// The web page in headless Chromium against a running server.
+mod web_page;
