@@ -14,6 +14,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::Serialize;
 
+use super::metrics::{auc, roc_curve, Scored};
 use super::{score, EvalError, EvalOptions, LabelledSet};
 use crate::detect::calibrate::Calibration;
 use crate::detect::segments::{mixed, Plan, Segment};
@@ -199,11 +200,53 @@ fn char_labels(text: &str, segs: &[Segment]) -> Labels {
     Labels(out)
 }
 
+/// How well the detector tells a window of a few sentences by a person
+/// from one by a model, before any segment is formed: the AUROC of the
+/// window scores over windows lying wholly in one part. Segments cannot
+/// be better than this allows.
+pub fn window_auroc<'a>(
+    cases: impl IntoIterator<Item = &'a (Case, Plan, Vec<f64>)>,
+) -> Option<f64> {
+    let mut rows = Vec::new();
+    for (case, plan, scores) in cases {
+        let label_of = |sentence: usize| {
+            let at = case.text[..plan.sentences[sentence].start].chars().count();
+            case.parts
+                .iter()
+                .find(|(r, _)| r.contains(&at))
+                .map(|(_, l)| *l)
+        };
+        for (w, &score) in plan.windows.iter().zip(scores) {
+            let first = label_of(w.start);
+            if first.is_some() && w.clone().all(|i| label_of(i) == first) {
+                let truth = first.expect("checked");
+                rows.push(Scored {
+                    truth,
+                    predicted: truth,
+                    score,
+                });
+            }
+        }
+    }
+    let both = [Label::Human, Label::Machine]
+        .iter()
+        .all(|l| rows.iter().any(|r| r.truth == *l));
+    both.then(|| auc(&roc_curve(&rows)))
+}
+
 /// The table of the README.
-pub fn markdown(rows: &[SegmentScores], mixed_n: usize, pure_n: usize, windows: usize) -> String {
+pub fn markdown(
+    rows: &[SegmentScores],
+    mixed_n: usize,
+    pure_n: usize,
+    windows: usize,
+    window_auroc: Option<f64>,
+) -> String {
+    let auroc = window_auroc.map_or("n/a".into(), |a| format!("{a:.3}"));
     let mut md = format!(
         "Segments of {mixed_n} mixed texts (human-machine, machine-human, human-machine-human) \
-         and {pure_n} pure human texts; {windows} windows encoded.\n\n\
+         and {pure_n} pure human texts; {windows} windows encoded; window AUROC {auroc} \
+         (windows wholly human or wholly machine).\n\n\
          | threshold | char accuracy (mixed) | boundary error (sentences) | mixed flagged | \
          false alarm (pure human) | pure human flagged mixed |\n|---|---|---|---|---|---|\n"
     );
@@ -228,6 +271,8 @@ pub struct SegmentReport {
     pub mixed_texts: usize,
     pub pure_human_texts: usize,
     pub windows: usize,
+    /// [`window_auroc`] over mixed and pure texts.
+    pub window_auroc: Option<f64>,
     pub rows: Vec<SegmentScores>,
 }
 
@@ -238,6 +283,7 @@ impl SegmentReport {
             self.mixed_texts,
             self.pure_human_texts,
             self.windows,
+            self.window_auroc,
         )
     }
 }
@@ -296,6 +342,7 @@ pub fn bench(
             .collect()
     };
     let (mixed_cases, pure) = (with_scores(mixed_cases), with_scores(pure));
+    let window_auroc = window_auroc(mixed_cases.iter().chain(&pure));
     let mut rows = vec![evaluate(
         "0.5, the majority's side",
         0.5,
@@ -314,6 +361,7 @@ pub fn bench(
         mixed_texts: mixed_cases.len(),
         pure_human_texts: pure.len(),
         windows: texts.len(),
+        window_auroc,
         rows,
     })
 }
@@ -389,6 +437,19 @@ mod tests {
         let pure = Case::build(&[(h, Label::Human)]);
         let pure_plan = Plan::new(&pure.text, &tok).unwrap();
         let zeros = vec![0.0; pure_plan.windows.len()];
+        let right = [
+            (case.clone(), plan.clone(), truth(false)),
+            (pure.clone(), pure_plan.clone(), zeros.clone()),
+        ];
+        // Windows wholly in one part are ranked perfectly; with every score
+        // inverted, perfectly wrong.
+        assert_eq!(window_auroc(&right), Some(1.0));
+        let wrong = [
+            (case.clone(), plan.clone(), truth(true)),
+            (pure.clone(), pure_plan.clone(), vec![1.0; zeros.len()]),
+        ];
+        assert_eq!(window_auroc(&wrong), Some(0.0));
+        assert_eq!(window_auroc(&right[1..]), None, "one class only");
         let good = evaluate(
             "t",
             0.5,
