@@ -218,8 +218,7 @@ pub fn window_auroc<'a>(
         };
         for (w, &score) in plan.windows.iter().zip(scores) {
             let first = label_of(w.start);
-            if first.is_some() && w.clone().all(|i| label_of(i) == first) {
-                let truth = first.expect("checked");
+            if let Some(truth) = first.filter(|_| w.clone().all(|i| label_of(i) == first)) {
                 rows.push(Scored {
                     truth,
                     predicted: truth,
