@@ -5,7 +5,9 @@
 //! which isolates the model's arithmetic, and a mixed-length sample of real
 //! texts embedded end to end (tokenization, length bucketing, dynamic
 //! padding). Prints a table and, with `--json`, writes the figures for
-//! comparison with the reference implementation.
+//! comparison with the reference implementation. Every row also gives its
+//! share of the matrix-product peak of the same precision on the same
+//! machine, which the benchmark measures first (a 2048³ product).
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -16,7 +18,7 @@ use tch::{Device, Kind, Tensor};
 
 use super::input::Reader;
 use super::EncoderArgs;
-use crate::encoder::{Embed, Encoder, Lexical};
+use crate::encoder::{Embed, Encoder, Lexical, Precision};
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -53,6 +55,8 @@ struct Row {
     texts_per_s: f64,
     tokens_per_s: f64,
     gflops: f64,
+    /// `gflops` over the matrix-product peak of the encoder's precision.
+    peak_fraction: f64,
 }
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
@@ -60,6 +64,12 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let encoder =
         Encoder::load(&cfg).with_context(|| format!("cannot load model {:?}", cfg.model))?;
     let reps = args.reps.max(1);
+    let peak = matmul_peak(encoder.precision(), encoder.device(), reps);
+    println!(
+        "precision {}: matrix-product peak {peak:.1} GFLOP/s (2048³, {} threads)",
+        encoder.precision(),
+        tch::get_num_threads()
+    );
     let mut rows = Vec::new();
     for &length in &args.lengths {
         anyhow::ensure!(
@@ -67,12 +77,12 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             "length {length} exceeds --max-length"
         );
         for &batch in &args.batches {
-            rows.push(fixed(&encoder, batch, length, reps));
+            rows.push(fixed(&encoder, batch, length, reps).of_peak(peak));
             print_row(rows.last().expect("just pushed"));
         }
     }
     if let Some(path) = &args.mixed {
-        rows.push(mixed(&encoder, path, args.mixed_count, reps)?);
+        rows.push(mixed(&encoder, path, args.mixed_count, reps)?.of_peak(peak));
         print_row(rows.last().expect("just pushed"));
         let lexical = args.encoder.view()?.lexical.unwrap_or_default();
         rows.push(lexical_row(lexical, path, args.mixed_count, reps)?);
@@ -90,6 +100,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         let report = serde_json::json!({
             "implementation": "detective",
             "encoder": encoder.id().to_string(),
+            "precision": encoder.precision(),
+            "matmul_peak_gflops": peak,
             "threads": tch::get_num_threads(),
             "reps": reps,
             "rows": rows,
@@ -184,7 +196,46 @@ fn row(
         texts_per_s: texts as f64 / secs,
         tokens_per_s: tokens as f64 / secs,
         gflops: flops as f64 / secs / 1e9,
+        peak_fraction: 0.0,
     }
+}
+
+impl Row {
+    fn of_peak(mut self, peak: f64) -> Self {
+        self.peak_fraction = self.gflops / peak;
+        self
+    }
+}
+
+/// GFLOP/s of a square matrix product in `precision` (int8: int8 x int8
+/// into int32, the product the int8 path runs), median of `reps`.
+fn matmul_peak(precision: Precision, device: Device, reps: usize) -> f64 {
+    const N: i64 = 2048;
+    let _guard = tch::no_grad_guard();
+    tch::manual_seed(3);
+    let (a, b) = match precision {
+        Precision::Int8 => {
+            let r = || Tensor::randint_low(-127, 127, [N, N], (Kind::Int8, device));
+            (r(), r())
+        }
+        p => {
+            let kind = match p {
+                Precision::Bf16 => Kind::BFloat16,
+                _ => Kind::Float,
+            };
+            let r = || Tensor::randn([N, N], (Kind::Float, device)).to_kind(kind);
+            (r(), r())
+        }
+    };
+    let product = || match precision {
+        Precision::Int8 => a.internal_int_mm(&b),
+        _ => a.matmul(&b),
+    };
+    let _ = product(); // warm-up
+    let secs = median_secs(reps, || {
+        let _ = product().to_device(Device::Cpu);
+    });
+    2.0 * (N * N * N) as f64 / secs / 1e9
 }
 
 fn median_secs(reps: usize, mut f: impl FnMut()) -> f64 {
@@ -206,7 +257,12 @@ fn print_row(r: &Row) {
         format!("{} texts ", r.texts)
     };
     println!(
-        "{:<6} {:<12} {:>10.1} texts/s {:>10.0} tokens/s {:>8.1} GFLOP/s",
-        r.workload, shape, r.texts_per_s, r.tokens_per_s, r.gflops
+        "{:<6} {:<12} {:>10.1} texts/s {:>10.0} tokens/s {:>8.1} GFLOP/s {:>5.0}% of peak",
+        r.workload,
+        shape,
+        r.texts_per_s,
+        r.tokens_per_s,
+        r.gflops,
+        100.0 * r.peak_fraction
     );
 }

@@ -105,6 +105,12 @@ pub struct EncoderArgs {
     /// (default: the model's manifest).
     #[arg(long, env = "DETECTIVE_ALPHA")]
     pub alpha: Option<f32>,
+    /// Arithmetic of the encoder: fp32, bf16, int8 (dynamic quantization of
+    /// the linear layers), or auto (the fastest path this CPU runs
+    /// natively, timed at start-up; fp32 on a CPU without AVX512_BF16, AMX
+    /// or VNNI).
+    #[arg(long, env = "DETECTIVE_PRECISION", default_value = "fp32")]
+    pub precision: String,
 }
 
 impl EncoderArgs {
@@ -149,6 +155,11 @@ impl EncoderArgs {
     pub fn load(&self) -> anyhow::Result<Styled<Encoder>> {
         let encoder = Encoder::load(&self.to_config()?)
             .with_context(|| format!("cannot load model {:?}", self.model))?;
+        tracing::info!(
+            requested = %self.precision,
+            precision = %encoder.precision(),
+            "encoder loaded"
+        );
         Ok(Styled::new(encoder, self.view()?))
     }
 
@@ -163,6 +174,7 @@ impl EncoderArgs {
             threads: self.threads,
             batch_tokens: self.batch_tokens,
             max_batch: self.max_batch,
+            precision: self.precision.clone(),
         })
     }
 }

@@ -23,6 +23,8 @@ pub struct EncoderConfig {
     pub batch_tokens: usize,
     /// Most texts in one forward pass.
     pub max_batch: usize,
+    /// `fp32`, `bf16`, `int8` or `auto` (see `encoder::precision`).
+    pub precision: String,
 }
 
 impl Default for EncoderConfig {
@@ -34,6 +36,7 @@ impl Default for EncoderConfig {
             threads: None,
             batch_tokens: 8192,
             max_batch: 64,
+            precision: "fp32".into(),
         }
     }
 }

@@ -38,6 +38,11 @@ impl Bert {
     }
 
     /// Token states `[batch, tokens, hidden]` for ids and a 0/1 mask.
+    /// The transformer layers, to switch their arithmetic.
+    pub fn blocks_mut(&mut self) -> &mut [Block] {
+        &mut self.layers
+    }
+
     pub fn forward(&self, ids: &Tensor, mask: &Tensor, train: bool) -> Tensor {
         let t = ids.size()[1];
         let positions = Tensor::arange(t, (Kind::Int64, ids.device())).unsqueeze(0);

@@ -52,6 +52,11 @@ impl MpNet {
         }
     }
 
+    /// The transformer layers, to switch their arithmetic.
+    pub fn blocks_mut(&mut self) -> &mut [Block] {
+        &mut self.layers
+    }
+
     pub fn forward(&self, ids: &Tensor, mask: &Tensor, train: bool) -> Tensor {
         let real = mask.to_kind(Kind::Int64);
         let positions = real.cumsum(1, Kind::Int64) * &real + self.padding_idx;

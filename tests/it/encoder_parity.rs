@@ -1,6 +1,8 @@
-use detective::encoder::Embed;
+use detective::config::EncoderConfig;
+use detective::encoder::precision::CpuFeatures;
+use detective::encoder::{registry, Embed, Encoder, Precision};
 
-use crate::common::{cosine, golden, load_encoder, max_abs_diff};
+use crate::common::{cosine, golden, load_encoder, max_abs_diff, models_dir};
 
 /// Token ids must match exactly and embeddings to cosine >= 0.99999, for
 /// every fixture case (truncation at 128/256/512, Unicode, whitespace).
@@ -138,4 +140,59 @@ fn prefix_tokenization_equals_whole_text_tokenization() {
             );
         }
     }
+}
+
+fn load_at(model: &str, precision: &str, features: CpuFeatures) -> Encoder {
+    let cfg = EncoderConfig {
+        model: models_dir().join(model).display().to_string(),
+        max_length: 512,
+        precision: precision.into(),
+        ..EncoderConfig::default()
+    };
+    let files = registry::resolve(&cfg.model).unwrap();
+    Encoder::load_for_cpu(&files, &cfg, features).unwrap()
+}
+
+/// The reduced-precision paths stay within cosine 0.999 of the reference
+/// embeddings on every fixture case (minimum reported).
+#[test]
+fn bf16_and_int8_stay_within_parity() {
+    for model in ["minilm", "mpnet"] {
+        let golden = golden(&format!("golden-{model}.json"));
+        for precision in ["bf16", "int8"] {
+            let mut encoder = load_at(model, precision, CpuFeatures::default());
+            assert_eq!(encoder.precision().to_string(), precision);
+            let mut worst = f64::INFINITY;
+            for case in &golden.cases {
+                encoder.set_max_length(case.max_length).unwrap();
+                let emb = encoder.embed(&[case.text.as_str()]).unwrap().remove(0);
+                worst = worst.min(cosine(&emb, &case.embedding));
+            }
+            eprintln!("{model} {precision}: lowest cosine {worst:.5}");
+            assert!(worst >= 0.999, "{model} {precision}: cosine {worst:.5}");
+        }
+    }
+}
+
+/// `auto` on a CPU without AVX512_BF16, AMX or VNNI is fp32, with no probe;
+/// on one with them it is one of the native paths or fp32.
+#[test]
+fn auto_falls_back_to_fp32_without_the_instructions() {
+    let e = load_at("minilm", "auto", CpuFeatures::default());
+    assert_eq!(e.precision(), Precision::Fp32);
+    let all = CpuFeatures {
+        bf16: true,
+        int8: true,
+    };
+    let e = load_at("minilm", "auto", all);
+    assert!(all.candidates().contains(&e.precision()));
+    let cfg = EncoderConfig {
+        precision: "fp16".into(),
+        ..EncoderConfig::default()
+    };
+    let err = Encoder::load(&cfg)
+        .err()
+        .expect("fp16 is refused")
+        .to_string();
+    assert!(err.contains("fp32, bf16, int8 or auto"), "{err}");
 }
