@@ -28,6 +28,7 @@ use std::time::Instant;
 
 use tch::{nn, Device, Kind, Tensor};
 
+use layers::Proj;
 use precision::{CpuFeatures, Requested};
 
 pub use batch::plan_batches;
@@ -183,33 +184,7 @@ impl Encoder {
             None => registry::sha256_file(&weights)?,
         };
         let tokenizer = Tokenizer::from_file(&files.path("tokenizer.json"), cfg.max_length)?;
-        let mut network = network;
-        match precision {
-            Precision::Fp32 => {}
-            Precision::Bf16 => vs.bfloat16(),
-            Precision::Int8 => {
-                let blocks = match &mut network {
-                    Network::Bert(m) => m.blocks_mut(),
-                    Network::MpNet(m) => m.blocks_mut(),
-                };
-                for block in blocks.iter_mut() {
-                    for proj in block.quantizable() {
-                        proj.observe();
-                    }
-                }
-                calibrate_int8(&network, &tokenizer, vs.device())?;
-                let blocks = match &mut network {
-                    Network::Bert(m) => m.blocks_mut(),
-                    Network::MpNet(m) => m.blocks_mut(),
-                };
-                for block in blocks {
-                    for proj in block.quantizable() {
-                        proj.quantize_int8();
-                    }
-                }
-            }
-        }
-        Ok(Self {
+        let mut encoder = Self {
             network,
             tokenizer,
             vs,
@@ -221,8 +196,43 @@ impl Encoder {
             },
             batch_tokens: cfg.batch_tokens,
             max_batch: cfg.max_batch,
-            precision,
-        })
+            precision: Precision::Fp32,
+        };
+        encoder.apply_precision(precision)?;
+        Ok(encoder)
+    }
+
+    /// Switches the freshly loaded fp32 model to `precision`.
+    fn apply_precision(&mut self, precision: Precision) -> Result<(), EncoderError> {
+        match precision {
+            Precision::Fp32 => {}
+            Precision::Bf16 => self.vs.bfloat16(),
+            Precision::Int8 => {
+                // One fp32 pass over the calibration texts shows each layer
+                // the range of its inputs, then the layers are quantized.
+                self.each_quantizable(Proj::observe);
+                let seqs = self.tokenize(CALIBRATION_TEXTS)?;
+                let rows: Vec<&[i64]> = seqs.iter().map(Vec::as_slice).collect();
+                let (ids, mask) = self.pad(&rows);
+                let _guard = tch::no_grad_guard();
+                let _ = self.forward(&ids, &mask, false);
+                self.each_quantizable(Proj::quantize_int8);
+            }
+        }
+        self.precision = precision;
+        Ok(())
+    }
+
+    fn each_quantizable(&mut self, f: impl Fn(&mut Proj)) {
+        let blocks = match &mut self.network {
+            Network::Bert(m) => m.blocks_mut(),
+            Network::MpNet(m) => m.blocks_mut(),
+        };
+        for block in blocks {
+            for proj in block.quantizable() {
+                f(proj);
+            }
+        }
     }
 
     /// The arithmetic of the matrix products.
@@ -374,34 +384,6 @@ const CALIBRATION_TEXTS: &[&str] = &[
     "She looked out of the window at the rain and wondered, not for the \
      first time, whether she had made the right choice in coming back.",
 ];
-
-/// Runs the calibration texts through `network` in fp32 with its
-/// projections observing their inputs.
-fn calibrate_int8(
-    network: &Network,
-    tokenizer: &Tokenizer,
-    device: Device,
-) -> Result<(), EncoderError> {
-    let seqs = tokenizer.encode_batch(CALIBRATION_TEXTS)?;
-    let longest = seqs.iter().map(Vec::len).max().unwrap_or(0);
-    let pad = tokenizer.pad_id();
-    let (mut ids, mut mask) = (Vec::new(), Vec::new());
-    for s in &seqs {
-        ids.extend_from_slice(s);
-        ids.extend(std::iter::repeat_n(pad, longest - s.len()));
-        mask.extend(std::iter::repeat_n(1i64, s.len()));
-        mask.extend(std::iter::repeat_n(0i64, longest - s.len()));
-    }
-    let shape = [seqs.len() as i64, longest as i64];
-    let ids = Tensor::from_slice(&ids).view(shape).to_device(device);
-    let mask = Tensor::from_slice(&mask).view(shape).to_device(device);
-    let _guard = tch::no_grad_guard();
-    let _ = match network {
-        Network::Bert(m) => m.forward(&ids, &mask, false),
-        Network::MpNet(m) => m.forward(&ids, &mask, false),
-    };
-    Ok(())
-}
 
 /// A truncation length must leave room for the special tokens and fit the
 /// model's position table.

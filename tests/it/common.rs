@@ -1,4 +1,6 @@
+use std::net::TcpListener;
 use std::path::PathBuf;
+use std::process::Child;
 
 use detective::config::EncoderConfig;
 use detective::encoder::Encoder;
@@ -66,4 +68,23 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_detective")
+}
+
+/// A free loopback port (for a helper process the test starts).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A helper process, killed and reaped when the test ends (or panics).
+pub struct Killed(pub Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -7,14 +7,14 @@
 //!
 //! Prometheus comes from `$DETECTIVE_TEST_PROMETHEUS` (a folder holding
 //! `prometheus` and `promtool`) or the PATH (`.ci/run` installs Debian's).
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use super::common::{free_port, Killed};
 use super::server::{Server, ADMIN, HUMANISH};
 
 /// `$__rate_interval` as Grafana would set it for the test's 1 s scrapes.
@@ -64,23 +64,6 @@ fn dashboard_queries() -> Vec<(String, String)> {
         }
     }
     out
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// Detections, reference writes and bad requests until `stop`.

@@ -6,15 +6,14 @@
 //! nearest neighbour. Outside CI the test is skipped when the browser is
 //! missing; in CI (`.ci/run` installs it) a missing browser fails it.
 //! `DETECTIVE_SCREENSHOT=PATH` keeps a screenshot of the rendered page.
-use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 
-use super::common::shared_dir;
+use super::common::{free_port, shared_dir, Killed};
 use super::server::{Server, ADMIN};
 
 /// Generous: the page waits on the real encoder, and CI machines are slow.
@@ -44,23 +43,6 @@ fn tools() -> Option<(PathBuf, PathBuf)> {
             None
         }
     }
-}
-
-struct Driver(Child);
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A human text followed by a machine text of the same domain, from
@@ -101,6 +83,24 @@ async fn text_of(c: &Client, css: &str) -> String {
         .unwrap()
 }
 
+async fn click(c: &Client, id: &str) {
+    c.find(Locator::Id(id))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+async fn type_into(c: &Client, id: &str, text: &str) {
+    c.find(Locator::Id(id))
+        .await
+        .unwrap()
+        .send_keys(text)
+        .await
+        .unwrap();
+}
+
 async fn js(c: &Client, script: &str, args: Vec<Value>) -> Value {
     c.execute(script, args).await.unwrap()
 }
@@ -113,7 +113,7 @@ fn the_page_shows_what_the_api_says_and_adds_references() {
     let s = Server::start(&[]);
     let key = s.create_key("detect,reference:write");
     let port = free_port();
-    let _driver = Driver(
+    let _driver = Killed(
         Command::new(&driver)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
@@ -184,18 +184,8 @@ async fn drive(c: &Client, s: &Server, key: &str, text: &str, api: &Value) {
     assert_eq!(unlabelled, json!([]), "controls without labels");
 
     // A wrong key: the API's error, in words, on the page.
-    c.find(Locator::Id("key"))
-        .await
-        .unwrap()
-        .send_keys("not-a-valid-key-000000000000")
-        .await
-        .unwrap();
-    c.find(Locator::Id("key-save"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(c, "key", "not-a-valid-key-000000000000").await;
+    click(c, "key-save").await;
     js(
         c,
         "const t = document.getElementById('text'); t.value = arguments[0]; \
@@ -203,35 +193,15 @@ async fn drive(c: &Client, s: &Server, key: &str, text: &str, api: &Value) {
         vec![json!(text)],
     )
     .await;
-    c.find(Locator::Id("detect"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(c, "detect").await;
     wait_css(c, "#detect-status.error").await;
     let err = text_of(c, "#detect-status").await;
     assert!(err.contains("unknown API key"), "{err}");
 
     // The real key, kept for this tab only.
-    c.find(Locator::Id("key-forget"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    c.find(Locator::Id("key"))
-        .await
-        .unwrap()
-        .send_keys(key)
-        .await
-        .unwrap();
-    c.find(Locator::Id("key-save"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(c, "key-forget").await;
+    type_into(c, "key", key).await;
+    click(c, "key-save").await;
     let stored = js(
         c,
         "return [sessionStorage.getItem('detective.key'), localStorage.length, \
@@ -241,12 +211,7 @@ async fn drive(c: &Client, s: &Server, key: &str, text: &str, api: &Value) {
     .await;
     assert_eq!(stored, json!([key, 0, ""]));
 
-    c.find(Locator::Id("detect"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(c, "detect").await;
     wait_css(c, "#detect-status.ok").await;
     check_rendering(c, text, api).await;
 
@@ -300,12 +265,7 @@ async fn drive(c: &Client, s: &Server, key: &str, text: &str, api: &Value) {
         input.clear().await.unwrap();
         input.send_keys(value).await.unwrap();
     }
-    c.find(Locator::Id("add-submit"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(c, "add-submit").await;
     wait_css(c, "#add-status.ok").await;
     let added = text_of(c, "#add-status").await;
     assert!(added.contains("nearest neighbour 1"), "{added}");
