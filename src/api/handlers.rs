@@ -61,6 +61,8 @@ pub async fn info(State(state): Shared) -> Result<Json<serde_json::Value>, ApiEr
             "name": enc.name,
             "checksum": enc.checksum,
             "max_length": enc.max_length,
+            "windows": d.encoder().tokenizer().windows(),
+            "read_length": d.encoder().tokenizer().read_length(),
             "dimensions": d.encoder().dim(),
             "view": d.encoder().view(),
         },
@@ -128,7 +130,7 @@ async fn tokenize(
                 "{} is longer than the {} tokens the model reads; send a shorter text \
                  (the service runs with --overlength reject)",
                 fields[i],
-                d.encoder().id().max_length
+                d.encoder().tokenizer().read_length()
             )));
         }
     }

@@ -143,7 +143,7 @@ impl ServeArgs {
     /// The configuration, one line, without secrets.
     fn describe(&self) -> String {
         format!(
-            "listen={} db={} model={} max_length={} device={} precision={} index={} decision={} languages={} \
+            "listen={} db={} model={} max_length={} windows={} device={} precision={} index={} decision={} languages={} \
              target_fpr={} k={} open_detect={} max_items={} max_text_chars={} max_body_bytes={} overlength={} \
              max_concurrent={} request_timeout_seconds={} queue_capacity={} coalesce_tokens={} feed_poll_ms={} snapshot_dir={} \
              snapshot_every={} admin_key={}",
@@ -151,6 +151,7 @@ impl ServeArgs {
             redact(&self.store.db),
             self.encoder.model,
             self.encoder.max_length(),
+            self.encoder.windows(),
             self.encoder.device,
             self.encoder.precision,
             self.index.index,

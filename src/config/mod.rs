@@ -25,6 +25,8 @@ pub struct EncoderConfig {
     pub max_batch: usize,
     /// `fp32`, `bf16`, `int8` or `auto` (see `encoder::precision`).
     pub precision: String,
+    /// Windows of `max_length` tokens read per text (1: the first only).
+    pub windows: usize,
 }
 
 impl Default for EncoderConfig {
@@ -37,6 +39,7 @@ impl Default for EncoderConfig {
             batch_tokens: 8192,
             max_batch: 64,
             precision: "fp32".into(),
+            windows: 1,
         }
     }
 }

@@ -1,9 +1,12 @@
 //! Tokenization with our own length limit.
 //!
 //! The shipped `tokenizer.json` files hard-code truncation and padding at 128
-//! tokens; both are replaced here: truncation at the encoder's `max_length`,
+//! tokens; both are replaced here: truncation at what the encoder reads,
 //! and no padding, because batches are padded dynamically to their longest
-//! member when they are assembled.
+//! member when they are assembled. The encoder reads `max_length` tokens
+//! (its window), or with `windows` > 1 up to that many windows' worth of
+//! the text: `windows * (max_length - 2) + 2` tokens, cut into windows by
+//! the encoder (see [`read_length`](Tokenizer::read_length)).
 //!
 //! A long text is tokenized from a prefix: the text cut at a whitespace some
 //! `PREFIX_BYTES_PER_TOKEN * max_length` bytes in. Normalisation,
@@ -21,6 +24,18 @@ use super::EncoderError;
 /// Bytes of text per kept token in the prefix (English word pieces average
 /// about 4-5 bytes).
 const PREFIX_BYTES_PER_TOKEN: usize = 8;
+
+/// Most windows read per text.
+pub const MAX_WINDOWS: usize = 16;
+
+/// Tokens read per text with `windows` windows of `max_length` tokens.
+pub fn read_length(max_length: usize, windows: usize) -> usize {
+    if windows <= 1 {
+        max_length
+    } else {
+        windows * max_length.saturating_sub(2) + 2
+    }
+}
 
 /// `text` cut before the last whitespace within `limit` bytes, if it is
 /// longer than that and has one.
@@ -40,6 +55,7 @@ fn prefix(text: &str, limit: usize) -> Option<&str> {
 pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
     max_length: usize,
+    windows: usize,
 }
 
 impl Tokenizer {
@@ -51,19 +67,55 @@ impl Tokenizer {
         let mut tok = Self {
             inner,
             max_length: 0,
+            windows: 1,
         };
         tok.set_max_length(max_length)?;
         Ok(tok)
     }
 
+    /// Tokens of one window (one forward pass), special tokens included.
     pub fn max_length(&self) -> usize {
         self.max_length
     }
 
+    /// Windows of `max_length` tokens read per text.
+    pub fn windows(&self) -> usize {
+        self.windows
+    }
+
+    /// Tokens read per text, special tokens included: one window, or
+    /// `windows` windows' content between one pair of special tokens.
+    pub fn read_length(&self) -> usize {
+        read_length(self.max_length, self.windows)
+    }
+
     pub fn set_max_length(&mut self, max_length: usize) -> Result<(), EncoderError> {
+        self.max_length = max_length;
+        self.truncate()
+    }
+
+    /// Reads up to `windows` windows per text (1: the first window only).
+    pub fn set_windows(&mut self, windows: usize) -> Result<(), EncoderError> {
+        if windows == 0 || windows > MAX_WINDOWS {
+            return Err(EncoderError::Tokenize(format!(
+                "windows must be within 1..={MAX_WINDOWS}, not {windows}"
+            )));
+        }
+        if windows > 1 && self.specials() != 2 {
+            return Err(EncoderError::Tokenize(
+                "reading several windows needs a tokenizer that adds one special token at \
+                 each end of a text"
+                    .into(),
+            ));
+        }
+        self.windows = windows;
+        self.truncate()
+    }
+
+    fn truncate(&mut self) -> Result<(), EncoderError> {
         let params = TruncationParams {
             direction: TruncationDirection::Right,
-            max_length,
+            max_length: self.read_length(),
             strategy: TruncationStrategy::LongestFirst,
             stride: 0,
         };
@@ -71,11 +123,15 @@ impl Tokenizer {
             .with_truncation(Some(params))
             .map_err(|e| EncoderError::Tokenize(e.to_string()))?;
         self.inner.with_padding(None);
-        self.max_length = max_length;
         Ok(())
     }
 
-    /// Token ids with special tokens, truncated to `max_length`.
+    /// Special tokens the tokenizer adds to a single text.
+    fn specials(&self) -> usize {
+        self.inner.encode("", true).map_or(0, |e| e.get_ids().len())
+    }
+
+    /// Token ids with special tokens, truncated to [`read_length`](Self::read_length).
     pub fn encode_batch(&self, texts: &[&str]) -> Result<Vec<Vec<i64>>, EncoderError> {
         Ok(self
             .encode_batch_flagged(texts)?
@@ -85,12 +141,12 @@ impl Tokenizer {
     }
 
     /// Like [`encode_batch`](Self::encode_batch), with whether each text was
-    /// longer than `max_length` (and so truncated).
+    /// longer than what is read (and so truncated).
     pub fn encode_batch_flagged(
         &self,
         texts: &[&str],
     ) -> Result<Vec<(Vec<i64>, bool)>, EncoderError> {
-        let limit = self.max_length.saturating_mul(PREFIX_BYTES_PER_TOKEN);
+        let limit = self.read_length().saturating_mul(PREFIX_BYTES_PER_TOKEN);
         let cut: Vec<&str> = texts
             .iter()
             .map(|t| prefix(t, limit).unwrap_or(t))

@@ -182,7 +182,14 @@ pub fn train(cfg: &TrainConfig, report: &mut dyn FnMut(Event)) -> Result<RunStat
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default();
-    let mut encoder = Encoder::load_files(&files, &cfg.encoder)?;
+    // Training reads one window per text, whatever the model's default.
+    let mut encoder = Encoder::load_files(
+        &files,
+        &EncoderConfig {
+            windows: 1,
+            ..cfg.encoder.clone()
+        },
+    )?;
     let device = encoder.device();
     let dim = encoder.dim() as i64;
     let mut head_vs = nn::VarStore::new(device);

@@ -196,3 +196,55 @@ fn auto_falls_back_to_fp32_without_the_instructions() {
         .to_string();
     assert!(err.contains("fp32, bf16, int8 or auto"), "{err}");
 }
+
+/// Reading several windows: a text that fits one window gets the same
+/// vector; a longer one gets the token-weighted mean of its windows, each
+/// embedded as its own framed sequence, normalised; the identity says how
+/// many windows are read; nothing past the last window is read.
+#[test]
+fn windows_average_the_framed_pieces_of_a_long_text() {
+    let one = load_encoder("minilm", 32);
+    let mut four = load_encoder("minilm", 32);
+    four.set_windows(4).unwrap();
+    assert_eq!(four.id().name, format!("{}+w4", one.id().name));
+    assert_eq!(four.tokenizer().read_length(), 4 * 30 + 2);
+
+    let short = "A short text fits in one window.";
+    let a = one.embed(&[short]).unwrap().remove(0);
+    let b = four.embed(&[short]).unwrap().remove(0);
+    assert!(max_abs_diff(&a, &b) < 1e-6);
+
+    let long = "The committee met on Tuesday to review the budget, and after a long \
+        discussion it agreed to delay the vote until the figures were checked. Members \
+        asked for a breakdown by department, a forecast for the next two years, and an \
+        account of the money already spent on the new building, which is late and over \
+        budget. The chair promised all of it by the end of the month.";
+    let ids = four.tokenize(&[long]).unwrap().remove(0);
+    assert!(
+        ids.len() > 2 * 32 && ids.len() <= 4 * 30 + 2,
+        "{}",
+        ids.len()
+    );
+    let pieces = detective::encoder::split_windows(&ids, 32);
+    assert!(pieces.len() >= 3 && pieces.iter().all(|(w, _)| w.len() <= 32));
+    let parts = one
+        .embed_tokens(&pieces.iter().map(|(w, _)| w.clone()).collect::<Vec<_>>())
+        .unwrap();
+    let mut want = vec![0f32; parts[0].len()];
+    for (v, (_, n)) in parts.iter().zip(&pieces) {
+        want.iter_mut()
+            .zip(v)
+            .for_each(|(a, x)| *a += *n as f32 * x);
+    }
+    let got = four.embed(&[long]).unwrap().remove(0);
+    assert!(cosine(&got, &want) > 0.99999);
+    assert!((cosine(&got, &got) - 1.0).abs() < 1e-6);
+    // One window reads less of the text: a different vector.
+    assert!(cosine(&got, &one.embed(&[long]).unwrap().remove(0)) < 0.999);
+
+    // Past four windows nothing more is read.
+    let longer = format!("{long} {long} {long}");
+    let ids = four.tokenize(&[longer.as_str()]).unwrap().remove(0);
+    assert_eq!(ids.len(), 4 * 30 + 2);
+    assert!(four.set_windows(0).is_err() && four.set_windows(17).is_err());
+}
