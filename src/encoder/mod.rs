@@ -478,6 +478,35 @@ const CALIBRATION_TEXTS: &[&str] = &[
      first time, whether she had made the right choice in coming back.",
 ];
 
+/// A truncation length must leave room for the special tokens and fit the
+/// model's position table.
+fn check_max_length(config: &ModelConfig, max_length: usize) -> Result<(), EncoderError> {
+    let limit = config.max_tokens();
+    if max_length < 2 || max_length > limit {
+        return Err(EncoderError::MaxLength {
+            requested: max_length,
+            limit,
+        });
+    }
+    Ok(())
+}
+
+/// `cpu`, `cuda`, `cuda:N`, or `auto` (CUDA when available).
+pub fn parse_device(spec: &str) -> Result<Device, EncoderError> {
+    match spec {
+        "cpu" => Ok(Device::Cpu),
+        "auto" => Ok(Device::cuda_if_available()),
+        "cuda" if tch::Cuda::is_available() => Ok(Device::Cuda(0)),
+        s => match s
+            .strip_prefix("cuda:")
+            .and_then(|n| n.parse::<usize>().ok())
+        {
+            Some(n) if n < tch::Cuda::device_count() as usize => Ok(Device::Cuda(n)),
+            _ => Err(EncoderError::Device(s.to_owned())),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -508,34 +537,5 @@ mod tests {
         assert_eq!(split_windows(&seq, 12), vec![(seq.clone(), 10)]);
         assert_eq!(windows_name("m", 1), "m");
         assert_eq!(windows_name("m", 4), "m+w4");
-    }
-}
-
-/// A truncation length must leave room for the special tokens and fit the
-/// model's position table.
-fn check_max_length(config: &ModelConfig, max_length: usize) -> Result<(), EncoderError> {
-    let limit = config.max_tokens();
-    if max_length < 2 || max_length > limit {
-        return Err(EncoderError::MaxLength {
-            requested: max_length,
-            limit,
-        });
-    }
-    Ok(())
-}
-
-/// `cpu`, `cuda`, `cuda:N`, or `auto` (CUDA when available).
-pub fn parse_device(spec: &str) -> Result<Device, EncoderError> {
-    match spec {
-        "cpu" => Ok(Device::Cpu),
-        "auto" => Ok(Device::cuda_if_available()),
-        "cuda" if tch::Cuda::is_available() => Ok(Device::Cuda(0)),
-        s => match s
-            .strip_prefix("cuda:")
-            .and_then(|n| n.parse::<usize>().ok())
-        {
-            Some(n) if n < tch::Cuda::device_count() as usize => Ok(Device::Cuda(n)),
-            _ => Err(EncoderError::Device(s.to_owned())),
-        },
     }
 }
