@@ -11,6 +11,7 @@ use super::input::progress;
 use super::EncoderArgs;
 use crate::detect::calibrate::calibrate_on;
 use crate::detect::{check_encoder, seed, Languages};
+use crate::encoder::registry;
 use crate::encoder::{Embed, Encoder, Styled};
 use crate::eval::generalization::{leave_family_out, Generalization, Plan};
 use crate::eval::report::ReportInput;
@@ -18,6 +19,7 @@ use crate::eval::views::{self, ViewPlan};
 use crate::eval::{load_set, plot, score, EvalOptions, LabelledSet, Report};
 use crate::index::IndexKind;
 use crate::store::VectorRow;
+use crate::train::checkpoint::TrainedOn;
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {
@@ -190,6 +192,7 @@ fn generalization(
             families: &args.leave_family_out,
             adapt_pool: &pool,
             adapt_count: args.adapt_count,
+            trained_on: &TrainedOn::of_model_dir(&registry::resolve(&args.encoder.model)?.dir),
         },
         encoder,
         opts,

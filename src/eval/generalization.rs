@@ -17,6 +17,7 @@ use super::{score, EvalError, EvalOptions, LabelledSet};
 use crate::detect::calibrate::calibrate_on;
 use crate::encoder::Embed;
 use crate::store::{text_sha256, Label, NewReference, VectorRow};
+use crate::train::checkpoint::TrainedOn;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Fold {
@@ -30,6 +31,10 @@ pub struct Fold {
     pub adapted: Summary,
     pub adapted_k: usize,
     pub added: usize,
+    /// Whether the encoder was trained on texts of the family (then the
+    /// fold measures the references more than the encoder: leaky); `None`
+    /// when its training did not record its families.
+    pub encoder_trained_on_family: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -107,6 +112,8 @@ pub struct Plan<'a> {
     /// here, only those chosen).
     pub adapt_pool: &'a [NewReference],
     pub adapt_count: usize,
+    /// What the encoder was fine-tuned on.
+    pub trained_on: &'a TrainedOn,
 }
 
 /// Runs every fold.
@@ -122,6 +129,7 @@ pub fn leave_family_out(
         families,
         adapt_pool,
         adapt_count,
+        trained_on,
     } = *plan;
     let dim = encoder.dim();
     let test_texts: std::collections::HashSet<String> =
@@ -184,6 +192,7 @@ pub fn leave_family_out(
             adapted,
             adapted_k,
             added: added.len(),
+            encoder_trained_on_family: trained_on.saw(family),
         });
     }
     Ok(folds)
@@ -207,15 +216,21 @@ impl Generalization {
         let opt = |v: Option<f64>| v.map_or("-".into(), |x| format!("{x:.3}"));
         let mut out = format!(
             "Leave-one-family-out: encoder `{}`, {} references, scored on `{}` \
-             (each fold: the family's texts and every human text).\n\n\
-             | unseen family | machine | human | k | AvgRec | AUROC | TPR@1%FPR | added refs | k | AvgRec | AUROC | TPR@1%FPR |\n\
-             |---|---|---|---|---|---|---|---|---|---|---|---|\n",
+             (each fold: the family's texts and every human text). Leaky: the encoder \
+             was trained on the family's texts, so only the references left it out.\n\n\
+             | unseen family | leaky | machine | human | k | AvgRec | AUROC | TPR@1%FPR | added refs | k | AvgRec | AUROC | TPR@1%FPR |\n\
+             |---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
             self.encoder, self.references, self.test
         );
         for f in &self.folds {
             out.push_str(&format!(
-                "| {} | {} | {} | {} | {:.2} | {} | {} | {} | {} | {:.2} | {} | {} |\n",
+                "| {} | {} | {} | {} | {} | {:.2} | {} | {} | {} | {} | {:.2} | {} | {} |\n",
                 f.family,
+                match f.encoder_trained_on_family {
+                    Some(true) => "yes",
+                    Some(false) => "no",
+                    None => "yes (assumed: training families not recorded)",
+                },
                 f.machine_texts,
                 f.human_texts,
                 f.unseen_k,
@@ -230,7 +245,7 @@ impl Generalization {
             ));
         }
         out.push_str(&format!(
-            "| **mean** | | | | **{:.2}** | {:.3} | {:.3} | | | **{:.2}** | {:.3} | {:.3} |\n",
+            "| **mean** | | | | | **{:.2}** | {:.3} | {:.3} | | | **{:.2}** | {:.3} | {:.3} |\n",
             self.mean_unseen.avg_rec,
             self.mean_unseen.auroc,
             self.mean_unseen.tpr_at_1pct_fpr,
@@ -338,6 +353,7 @@ mod tests {
                 families: &families,
                 adapt_pool: &pool,
                 adapt_count: 25,
+                trained_on: &TrainedOn::Families(vec!["a".into()]),
             },
             &encoder,
             &opts,
@@ -351,6 +367,9 @@ mod tests {
             ("c", 30, 30)
         );
         assert_eq!(c.added, 25);
+        // The encoder saw "a" in training, not "c".
+        assert_eq!(c.encoder_trained_on_family, Some(false));
+        assert_eq!(folds[1].encoder_trained_on_family, Some(true));
         assert!(c.unseen.machine_rec < 50.0, "{:?}", c.unseen);
         assert!(c.adapted.machine_rec > 90.0, "{:?}", c.adapted);
         // The chosen texts are never scored ones.

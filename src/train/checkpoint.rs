@@ -18,6 +18,49 @@ pub struct RunState {
     pub texts_seen: u64,
     pub train_seconds: f64,
     pub config: serde_json::Value,
+    /// Machine families among the training texts (absent in runs that did
+    /// not record them): a benchmark fold of a family in this list is not
+    /// unseen by the encoder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub families: Option<Vec<String>>,
+}
+
+/// What an encoder was fine-tuned on, from the `training.json` (exported
+/// model) or `state.json` (checkpoint) beside its weights.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrainedOn {
+    /// No training record: a base model, never trained on these labels.
+    Nothing,
+    /// Trained here, on texts of these machine families.
+    Families(Vec<String>),
+    /// Trained here; the run did not record its families.
+    Unrecorded,
+}
+
+impl TrainedOn {
+    pub fn of_model_dir(dir: &Path) -> Self {
+        let Some(text) = ["training.json", "state.json"]
+            .iter()
+            .find_map(|f| std::fs::read_to_string(dir.join(f)).ok())
+        else {
+            return Self::Nothing;
+        };
+        match serde_json::from_str::<RunState>(&text) {
+            Ok(RunState {
+                families: Some(f), ..
+            }) => Self::Families(f),
+            _ => Self::Unrecorded,
+        }
+    }
+
+    /// Whether the encoder saw `family` in training: `None` when unknown.
+    pub fn saw(&self, family: &str) -> Option<bool> {
+        match self {
+            Self::Nothing => Some(false),
+            Self::Families(f) => Some(f.iter().any(|x| x == family)),
+            Self::Unrecorded => None,
+        }
+    }
 }
 
 fn write_err(p: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {

@@ -208,13 +208,22 @@ pub fn train(cfg: &TrainConfig, report: &mut dyn FnMut(Event)) -> Result<RunStat
             Default::default(),
         ));
 
+    let mut families: Vec<String> = train_idx
+        .iter()
+        .filter(|&&i| ds.examples[i].label == 0)
+        .map(|&i| ds.families[ds.examples[i].family as usize].clone())
+        .collect();
+    families.sort();
+    families.dedup();
     let mut state = RunState {
         config: serde_json::to_value(cfg).unwrap_or_default(),
+        families: Some(families.clone()),
         ..RunState::default()
     };
     // Resume: weights, head and run state from the latest checkpoint.
     if let Some(dir) = checkpoint::latest(&cfg.out.join("last")) {
         state = checkpoint::load_state(&dir)?;
+        state.families.get_or_insert(families);
         encoder
             .var_store_mut()
             .load(dir.join("model.safetensors"))?;
