@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
-"""The generalization benchmark table (README) from docs/eval/NAME-*.json.
+"""The generalization benchmark tables (README) from docs/eval/NAME-*.json.
 
-    scripts/eval_table.py NAME[=LABEL] ...
+    scripts/eval_table.py NAME[=LABEL] ...           the benchmark rows
+    scripts/eval_table.py --folds NAME[=LABEL] ...   leave-one-family-out, fold by fold
+
+A row the configuration was not run on shows as "-".
 """
 import json
 import sys
@@ -10,30 +13,53 @@ from pathlib import Path
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "eval"
 
 
-def cell(avg_rec, auroc, tpr):
-    return f"{avg_rec:.2f} / {auroc:.3f} / {tpr:.3f}"
+def cell(s):
+    return f"{s['avg_rec']:.2f} / {s['auroc']:.3f} / {s['tpr_at_1pct_fpr']:.3f}"
+
+
+def report(name, kind):
+    path = DOCS / f"{name}-{kind}.json"
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 def row(name):
     def one(kind):
-        r = json.loads((DOCS / f"{name}-{kind}.json").read_text())
-        return cell(r["avg_rec"], r["auroc"], r["tpr_at_1pct_fpr"])
+        r = report(name, kind)
+        return cell(r) if r else "-"
 
-    lofo = json.loads((DOCS / f"{name}-lofo.json").read_text())
-    u, a = lofo["mean_unseen"], lofo["mean_adapted"]
+    lofo = report(name, "lofo")
     return [
         one("test"),
         one("ood"),
         one("tfia"),
-        cell(u["avg_rec"], u["auroc"], u["tpr_at_1pct_fpr"]),
-        cell(a["avg_rec"], a["auroc"], a["tpr_at_1pct_fpr"]),
+        cell(lofo["mean_unseen"]) if lofo else "-",
+        cell(lofo["mean_adapted"]) if lofo else "-",
     ]
 
 
+def leaky(fold):
+    seen = fold.get("encoder_trained_on_family", "absent")
+    return {True: "yes", False: "no", None: "yes (assumed)"}.get(seen, "not recorded")
+
+
+def folds(args):
+    print("| configuration | unseen family | leaky | unseen | + 100 refs |")
+    print("|---|---|---|---|---|")
+    for arg in args:
+        name, _, label = arg.partition("=")
+        for f in report(name, "lofo")["folds"]:
+            print(f"| {label or name} | {f['family']} | {leaky(f)} | {cell(f['unseen'])} | {cell(f['adapted'])} |")
+    print()
+    print("Each cell: AvgRec / AUROC / TPR at 1% FPR. Leaky: the encoder was trained on the family.")
+
+
 def main():
+    args = sys.argv[1:]
+    if args and args[0] == "--folds":
+        return folds(args[1:])
     print("| configuration | `test` | OUTFOX | OUTFOX + refs (TFIA) | unseen family (mean of 5) | + 100 refs |")
     print("|---|---|---|---|---|---|")
-    for arg in sys.argv[1:]:
+    for arg in args:
         name, _, label = arg.partition("=")
         print(f"| {label or name} | " + " | ".join(row(name)) + " |")
     print()

@@ -5,7 +5,9 @@
 # references. Reports go to docs/eval/NAME-{test,ood,tfia,lofo}.{json,md};
 # scripts/eval_table.py turns them into the README table.
 #
-#   scripts/eval_views.sh NAME DB [detective eval flags: --model, --max-length, --lexical-dim, --alpha]
+#   scripts/eval_views.sh NAME DB [detective eval flags: --model, --max-length, --windows, --lexical-dim, --alpha]
+#
+# ROWS="test lofo" runs only those rows (default: test ood tfia lofo).
 #
 # DB is a SQLite store seeded on first use with the shipped default
 # references in the configuration's neural space. k, the thresholds and the
@@ -18,7 +20,13 @@ corpus=${CORPUS:-../shared/corpus}
 bin=${DETECTIVE:-target/release/detective}
 out=docs/eval
 mkdir -p "$out"
-run() { echo "== $name: $1" >&2; shift; "$bin" eval --db "$db" "$@"; }
+rows=" ${ROWS:-test ood tfia lofo} "
+run() {
+  [[ $rows == *" $1 "* ]] || return 0
+  echo "== $name: $1" >&2
+  shift
+  "$bin" eval --db "$db" "$@"
+}
 run test "$@" --test "$corpus/test.jsonl" \
   --json "$out/$name-test.json" --markdown "$out/$name-test.md" >/dev/null
 run ood "$@" --test "$corpus/ood_test.jsonl" \
