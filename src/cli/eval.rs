@@ -185,6 +185,13 @@ fn generalization(
         Some(p) => read_records(p)?,
         None => Vec::new(),
     };
+    // The lexical view alone (α = 0) votes with no trained weights.
+    let view = encoder.view();
+    let trained_on = if view.lexical.is_some() && view.alpha == 0.0 {
+        TrainedOn::Nothing
+    } else {
+        TrainedOn::of_model_dir(&registry::resolve(&args.encoder.model)?.dir)
+    };
     let folds = leave_family_out(
         rows,
         test,
@@ -192,7 +199,7 @@ fn generalization(
             families: &args.leave_family_out,
             adapt_pool: &pool,
             adapt_count: args.adapt_count,
-            trained_on: &TrainedOn::of_model_dir(&registry::resolve(&args.encoder.model)?.dir),
+            trained_on: &trained_on,
         },
         encoder,
         opts,
