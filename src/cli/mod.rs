@@ -20,7 +20,6 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::{EncoderConfig, DEFAULT_MAX_LENGTH, DEFAULT_MODEL};
 use anyhow::Context;
 
-use crate::encoder::tokenize::MAX_WINDOWS;
 use crate::encoder::{registry, Encoder, Lexical, Styled, View};
 
 #[derive(Debug, Parser)]
@@ -114,9 +113,9 @@ pub struct EncoderArgs {
     pub precision: String,
     /// Windows of --max-length tokens read per text: a longer text is cut
     /// into up to this many equal windows whose vectors are averaged (1:
-    /// its first window only; default: the model's manifest, else 1).
-    #[arg(long, env = "DETECTIVE_WINDOWS")]
-    pub windows: Option<usize>,
+    /// its first window only).
+    #[arg(long, env = "DETECTIVE_WINDOWS", default_value_t = 1)]
+    pub windows: usize,
 }
 
 impl EncoderArgs {
@@ -125,12 +124,6 @@ impl EncoderArgs {
         self.max_length.unwrap_or_else(|| {
             registry::default_max_length(&self.model).unwrap_or(DEFAULT_MAX_LENGTH)
         })
-    }
-
-    /// `--windows`, or the model's own default.
-    pub fn windows(&self) -> usize {
-        self.windows
-            .unwrap_or_else(|| registry::default_windows(&self.model).unwrap_or(1))
     }
 
     /// The style view: `--lexical-dim` and `--alpha` over the model's default.
@@ -179,10 +172,6 @@ impl EncoderArgs {
         anyhow::ensure!(self.batch_tokens > 0, "--batch-tokens must be positive");
         anyhow::ensure!(self.max_batch > 0, "--max-batch must be positive");
         anyhow::ensure!(self.threads != Some(0), "--threads must be positive");
-        anyhow::ensure!(
-            (1..=MAX_WINDOWS).contains(&self.windows()),
-            "--windows must be within 1..={MAX_WINDOWS}"
-        );
         Ok(EncoderConfig {
             model: self.model.clone(),
             max_length: self.max_length(),
@@ -191,7 +180,7 @@ impl EncoderArgs {
             batch_tokens: self.batch_tokens,
             max_batch: self.max_batch,
             precision: self.precision.clone(),
-            windows: self.windows(),
+            windows: self.windows,
         })
     }
 }

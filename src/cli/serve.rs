@@ -151,7 +151,7 @@ impl ServeArgs {
             redact(&self.store.db),
             self.encoder.model,
             self.encoder.max_length(),
-            self.encoder.windows(),
+            self.encoder.windows,
             self.encoder.device,
             self.encoder.precision,
             self.index.index,

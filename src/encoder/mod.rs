@@ -8,9 +8,7 @@
 //! texts never pay for long ones; results come back in input order.
 //!
 //! A text longer than one window (`max_length` tokens) is read as several
-//! when the encoder is set to (`windows` > 1): its tokens are cut into
-//! equal windows, each framed by the special tokens, embedded like
-//! separate texts, and their vectors averaged by tokens and normalised.
+//! when the encoder is set to (`windows` > 1, see [`windows`]).
 //!
 //! The [`Embed`] trait is the small synchronous surface the rest of the
 //! service depends on, so tests about voting or HTTP can use a fake.
@@ -25,6 +23,7 @@ pub mod precision;
 pub mod registry;
 pub mod style;
 pub mod tokenize;
+pub mod windows;
 pub mod worker;
 
 use std::path::PathBuf;
@@ -309,13 +308,8 @@ impl Encoder {
     /// (`detective-minilm+w4`).
     pub fn set_windows(&mut self, windows: usize) -> Result<(), EncoderError> {
         self.tokenizer.set_windows(windows)?;
-        self.id.name = windows_name(&self.base_name, windows);
+        self.id.name = windows::name(&self.base_name, windows);
         Ok(())
-    }
-
-    /// Windows read per text.
-    pub fn windows(&self) -> usize {
-        self.tokenizer.windows()
     }
 
     pub fn tokenize(&self, texts: &[&str]) -> Result<Vec<Vec<i64>>, EncoderError> {
@@ -362,27 +356,15 @@ impl Encoder {
             return self.embed_windows(seqs);
         }
         let mut owners = Vec::new();
-        let mut windows = Vec::new();
+        let mut pieces = Vec::new();
         for (i, seq) in seqs.iter().enumerate() {
-            for (w, weight) in split_windows(seq, window) {
-                owners.push((i, weight as f32));
-                windows.push(w);
+            for (w, weight) in windows::split(seq, window) {
+                owners.push((i, weight));
+                pieces.push(w);
             }
         }
-        let vectors = self.embed_windows(&windows)?;
-        let mut out = vec![Vec::new(); seqs.len()];
-        for (v, &(i, weight)) in vectors.iter().zip(&owners) {
-            let acc = &mut out[i];
-            if acc.is_empty() {
-                acc.resize(v.len(), 0.0);
-            }
-            acc.iter_mut().zip(v).for_each(|(a, x)| *a += weight * x);
-        }
-        for v in &mut out {
-            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-            v.iter_mut().for_each(|x| *x /= norm);
-        }
-        Ok(out)
+        let vectors = self.embed_windows(&pieces)?;
+        Ok(windows::pool(seqs.len(), &owners, vectors))
     }
 
     /// Embeds sequences of at most `max_length` tokens; input order.
@@ -417,45 +399,6 @@ impl Embed for Encoder {
         let seqs = self.tokenize(texts)?;
         self.embed_tokens(&seqs)
     }
-}
-
-/// The identity name of `name` read in `windows` windows.
-pub fn windows_name(name: &str, windows: usize) -> String {
-    if windows > 1 {
-        format!("{name}+w{windows}")
-    } else {
-        name.to_owned()
-    }
-}
-
-/// Cuts a sequence (special tokens at both ends) longer than `window` into
-/// the fewest windows of at most `window` tokens, of equal length to within
-/// one token, each framed by the same special tokens; with each window's
-/// count of text tokens, its weight in the pooled vector.
-pub fn split_windows(seq: &[i64], window: usize) -> Vec<(Vec<i64>, usize)> {
-    if seq.len() <= window || seq.len() < 2 || window < 3 {
-        let mut seq = seq.to_vec();
-        seq.truncate(window.max(2));
-        let n = seq.len().saturating_sub(2).max(1);
-        return vec![(seq, n)];
-    }
-    let (head, tail) = (seq[0], seq[seq.len() - 1]);
-    let body = &seq[1..seq.len() - 1];
-    let per = window - 2;
-    let count = body.len().div_ceil(per);
-    let (base, extra) = (body.len() / count, body.len() % count);
-    let mut out = Vec::with_capacity(count);
-    let mut start = 0;
-    for w in 0..count {
-        let len = base + usize::from(w < extra);
-        let mut ids = Vec::with_capacity(len + 2);
-        ids.push(head);
-        ids.extend_from_slice(&body[start..start + len]);
-        ids.push(tail);
-        out.push((ids, len));
-        start += len;
-    }
-    out
 }
 
 /// Text the int8 path observes once at load time to learn the range of each
@@ -504,38 +447,5 @@ pub fn parse_device(spec: &str) -> Result<Device, EncoderError> {
             Some(n) if n < tch::Cuda::device_count() as usize => Ok(Device::Cuda(n)),
             _ => Err(EncoderError::Device(s.to_owned())),
         },
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn long_sequences_are_cut_into_equal_framed_windows() {
-        // [CLS]=101, [SEP]=102 around 10 text tokens, windows of 6 (4 text).
-        let seq: Vec<i64> = std::iter::once(101)
-            .chain(1..=10)
-            .chain(std::iter::once(102))
-            .collect();
-        let w = split_windows(&seq, 6);
-        assert_eq!(
-            w,
-            vec![
-                (vec![101, 1, 2, 3, 4, 102], 4),
-                (vec![101, 5, 6, 7, 102], 3),
-                (vec![101, 8, 9, 10, 102], 3),
-            ]
-        );
-        // Every text token once, in order.
-        let body: Vec<i64> = w
-            .iter()
-            .flat_map(|(ids, _)| ids[1..ids.len() - 1].to_vec())
-            .collect();
-        assert_eq!(body, (1..=10).collect::<Vec<_>>());
-        // A sequence that fits is one window, unchanged.
-        assert_eq!(split_windows(&seq, 12), vec![(seq.clone(), 10)]);
-        assert_eq!(windows_name("m", 1), "m");
-        assert_eq!(windows_name("m", 4), "m+w4");
     }
 }

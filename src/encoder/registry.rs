@@ -27,9 +27,6 @@ pub struct Manifest {
     /// Truncation length the model was trained with: its default.
     #[serde(default)]
     pub max_length: Option<usize>,
-    /// Windows of `max_length` tokens read per text by default (1 if absent).
-    #[serde(default)]
-    pub windows: Option<usize>,
     /// Default style view (lexical view and its weight) for this model.
     #[serde(default)]
     pub view: Option<super::View>,
@@ -92,11 +89,6 @@ pub fn resolve(spec: &str) -> Result<ModelFiles, EncoderError> {
 /// verifying its files.
 pub fn default_max_length(spec: &str) -> Option<usize> {
     manifest_of(spec)?.max_length
-}
-
-/// The manifest's `windows` for a named model or model directory.
-pub fn default_windows(spec: &str) -> Option<usize> {
-    manifest_of(spec)?.windows
 }
 
 /// The style view a model's manifest names as its default (the neural view

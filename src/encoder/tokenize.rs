@@ -26,16 +26,7 @@ use super::EncoderError;
 const PREFIX_BYTES_PER_TOKEN: usize = 8;
 
 /// Most windows read per text.
-pub const MAX_WINDOWS: usize = 16;
-
-/// Tokens read per text with `windows` windows of `max_length` tokens.
-pub fn read_length(max_length: usize, windows: usize) -> usize {
-    if windows <= 1 {
-        max_length
-    } else {
-        windows * max_length.saturating_sub(2) + 2
-    }
-}
+const MAX_WINDOWS: usize = 16;
 
 /// `text` cut before the last whitespace within `limit` bytes, if it is
 /// longer than that and has one.
@@ -86,7 +77,11 @@ impl Tokenizer {
     /// Tokens read per text, special tokens included: one window, or
     /// `windows` windows' content between one pair of special tokens.
     pub fn read_length(&self) -> usize {
-        read_length(self.max_length, self.windows)
+        if self.windows <= 1 {
+            self.max_length
+        } else {
+            self.windows * self.max_length.saturating_sub(2) + 2
+        }
     }
 
     pub fn set_max_length(&mut self, max_length: usize) -> Result<(), EncoderError> {

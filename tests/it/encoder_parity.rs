@@ -225,7 +225,7 @@ fn windows_average_the_framed_pieces_of_a_long_text() {
         "{}",
         ids.len()
     );
-    let pieces = detective::encoder::split_windows(&ids, 32);
+    let pieces = detective::encoder::windows::split(&ids, 32);
     assert!(pieces.len() >= 3 && pieces.iter().all(|(w, _)| w.len() <= 32));
     let parts = one
         .embed_tokens(&pieces.iter().map(|(w, _)| w.clone()).collect::<Vec<_>>())
