@@ -73,6 +73,25 @@ pub const SAVE_CALIBRATION: &str = "INSERT INTO calibration (encoder_name, encod
 pub const CALIBRATION: &str = "SELECT body FROM calibration WHERE encoder_name = $1 \
      AND encoder_checksum = $2 AND encoder_max_length = $3";
 
+/// Ends a writing transaction's use of its connection. A connection whose
+/// transaction failed is closed, not returned to the pool: on "database or
+/// disk is full" SQLite rolls the whole transaction back by itself, the
+/// driver's own rollback then fails and it still counts the transaction as
+/// open, so its next `BEGIN` on that connection would be a savepoint that
+/// is never committed while the write is acknowledged. Closing rolls back
+/// whatever is open, and the pool opens a clean connection.
+pub async fn keep_if_clean<DB: sqlx::Database, T>(
+    conn: sqlx::pool::PoolConnection<DB>,
+    written: Result<T, super::StoreError>,
+) -> Result<T, super::StoreError> {
+    if written.is_err() {
+        if let Err(e) = conn.close().await {
+            tracing::debug!(error = %e, "closing a connection after a failed write");
+        }
+    }
+    written
+}
+
 /// Implements `Store` for a struct with a `pool` field of a sqlx pool type.
 macro_rules! impl_store {
     ($store:ty, $row:ty, $feed:expr) => {
@@ -145,72 +164,77 @@ macro_rules! impl_store {
                 }
                 let now = chrono::Utc::now();
                 let max_length = encoder.max_length as i32;
-                let mut tx = self.pool.begin().await?;
-                if let Some(lock) = FEED.lock {
-                    sqlx::query(lock).execute(&mut *tx).await?;
-                }
-                let mut out = Vec::with_capacity(items.len());
-                for (item, emb) in items.iter().zip(embeddings) {
-                    let hash = $crate::store::text_sha256(&item.text);
-                    let bytes = $crate::store::encode_vector(emb);
-                    let row = sqlx::query(sql::INSERT)
-                        .bind(&item.text)
-                        .bind(&hash)
-                        .bind(item.label.as_str())
-                        .bind(&item.model)
-                        .bind(&item.family)
-                        .bind(&item.source)
-                        .bind(&item.domain)
-                        .bind(&item.attack)
-                        .bind(&item.lang)
-                        .bind(&item.group)
-                        .bind(&bytes)
-                        .bind(&encoder.name)
-                        .bind(&encoder.checksum)
-                        .bind(max_length)
-                        .bind(&item.added_by)
-                        .bind(now)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    if let Some(row) = row {
-                        out.push($crate::store::Inserted {
-                            id: row.try_get("id")?,
-                            created: true,
-                        });
-                        continue;
+                let mut conn = self.pool.acquire().await?;
+                let written = async {
+                    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+                    if let Some(lock) = FEED.lock {
+                        sqlx::query(lock).execute(&mut *tx).await?;
                     }
-                    let found = sqlx::query(sql::FIND_BY_HASH)
-                        .bind(&hash)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                    let id: i64 = found.try_get("id")?;
-                    let deleted: bool = found.try_get("deleted")?;
-                    if deleted {
-                        sqlx::query(sql::RESTORE)
-                            .bind(id)
+                    let mut out = Vec::with_capacity(items.len());
+                    for (item, emb) in items.iter().zip(embeddings) {
+                        let hash = $crate::store::text_sha256(&item.text);
+                        let bytes = $crate::store::encode_vector(emb);
+                        let row = sqlx::query(sql::INSERT)
+                            .bind(&item.text)
+                            .bind(&hash)
                             .bind(item.label.as_str())
                             .bind(&item.model)
                             .bind(&item.family)
+                            .bind(&item.source)
+                            .bind(&item.domain)
+                            .bind(&item.attack)
+                            .bind(&item.lang)
+                            .bind(&item.group)
                             .bind(&bytes)
                             .bind(&encoder.name)
                             .bind(&encoder.checksum)
                             .bind(max_length)
-                            .execute(&mut *tx)
+                            .bind(&item.added_by)
+                            .bind(now)
+                            .fetch_optional(&mut *tx)
                             .await?;
+                        if let Some(row) = row {
+                            out.push($crate::store::Inserted {
+                                id: row.try_get("id")?,
+                                created: true,
+                            });
+                            continue;
+                        }
+                        let found = sqlx::query(sql::FIND_BY_HASH)
+                            .bind(&hash)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                        let id: i64 = found.try_get("id")?;
+                        let deleted: bool = found.try_get("deleted")?;
+                        if deleted {
+                            sqlx::query(sql::RESTORE)
+                                .bind(id)
+                                .bind(item.label.as_str())
+                                .bind(&item.model)
+                                .bind(&item.family)
+                                .bind(&bytes)
+                                .bind(&encoder.name)
+                                .bind(&encoder.checksum)
+                                .bind(max_length)
+                                .execute(&mut *tx)
+                                .await?;
+                        }
+                        out.push($crate::store::Inserted {
+                            id,
+                            created: deleted,
+                        });
                     }
-                    out.push($crate::store::Inserted {
-                        id,
-                        created: deleted,
-                    });
-                }
-                $crate::hold::wait_named("insert");
-                if let Some(notify) = FEED.notify {
-                    if out.iter().any(|i| i.created) {
-                        sqlx::query(notify).execute(&mut *tx).await?;
+                    $crate::hold::wait_named("insert");
+                    if let Some(notify) = FEED.notify {
+                        if out.iter().any(|i| i.created) {
+                            sqlx::query(notify).execute(&mut *tx).await?;
+                        }
                     }
+                    tx.commit().await?;
+                    Ok(out)
                 }
-                tx.commit().await?;
-                Ok(out)
+                .await;
+                $crate::store::sql::keep_if_clean(conn, written).await
             }
 
             async fn existing(
@@ -249,21 +273,26 @@ macro_rules! impl_store {
             }
 
             async fn delete(&self, id: i64) -> Result<bool, $crate::store::StoreError> {
-                let mut tx = self.pool.begin().await?;
-                if let Some(lock) = FEED.lock {
-                    sqlx::query(lock).execute(&mut *tx).await?;
+                let mut conn = self.pool.acquire().await?;
+                let written = async {
+                    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+                    if let Some(lock) = FEED.lock {
+                        sqlx::query(lock).execute(&mut *tx).await?;
+                    }
+                    let done = sqlx::query($crate::store::sql::DELETE)
+                        .bind(id)
+                        .bind(chrono::Utc::now())
+                        .execute(&mut *tx)
+                        .await?;
+                    let done = done.rows_affected() == 1;
+                    if let (true, Some(notify)) = (done, FEED.notify) {
+                        sqlx::query(notify).execute(&mut *tx).await?;
+                    }
+                    tx.commit().await?;
+                    Ok(done)
                 }
-                let done = sqlx::query($crate::store::sql::DELETE)
-                    .bind(id)
-                    .bind(chrono::Utc::now())
-                    .execute(&mut *tx)
-                    .await?;
-                let done = done.rows_affected() == 1;
-                if let (true, Some(notify)) = (done, FEED.notify) {
-                    sqlx::query(notify).execute(&mut *tx).await?;
-                }
-                tx.commit().await?;
-                Ok(done)
+                .await;
+                $crate::store::sql::keep_if_clean(conn, written).await
             }
 
             async fn changes(
@@ -360,19 +389,24 @@ macro_rules! impl_store {
                 rows: &[(i64, Vec<f32>)],
                 encoder: &$crate::vocab::EncoderId,
             ) -> Result<(), $crate::store::StoreError> {
-                let mut tx = self.pool.begin().await?;
-                for (id, emb) in rows {
-                    sqlx::query($crate::store::sql::SET_EMBEDDING)
-                        .bind(id)
-                        .bind($crate::store::encode_vector(emb))
-                        .bind(&encoder.name)
-                        .bind(&encoder.checksum)
-                        .bind(encoder.max_length as i32)
-                        .execute(&mut *tx)
-                        .await?;
+                let mut conn = self.pool.acquire().await?;
+                let written = async {
+                    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+                    for (id, emb) in rows {
+                        sqlx::query($crate::store::sql::SET_EMBEDDING)
+                            .bind(id)
+                            .bind($crate::store::encode_vector(emb))
+                            .bind(&encoder.name)
+                            .bind(&encoder.checksum)
+                            .bind(encoder.max_length as i32)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    tx.commit().await?;
+                    Ok(())
                 }
-                tx.commit().await?;
-                Ok(())
+                .await;
+                $crate::store::sql::keep_if_clean(conn, written).await
             }
 
             async fn counts(&self) -> Result<$crate::store::Counts, $crate::store::StoreError> {

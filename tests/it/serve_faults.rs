@@ -383,8 +383,16 @@ fn a_full_disk_refuses_writes_with_503_and_recovers() {
         }
     }
     let refused = refused.expect("the full disk refused a write");
-    let (st, v) = s.post("/reference", Some(ADMIN), &batch(refused));
-    assert_eq!((st, code(&v)), (503, "store_unavailable"), "again: {v}");
+    // Retried, on whichever pooled connection: refused every time, never
+    // acknowledged while the disk is full.
+    for attempt in 0..6 {
+        let (st, v) = s.post("/reference", Some(ADMIN), &batch(refused));
+        assert_eq!(
+            (st, code(&v)),
+            (503, "store_unavailable"),
+            "attempt {attempt}: {v}"
+        );
+    }
     let (st, v) = s.post("/detect", Some(ADMIN), &json!({"text": HUMANISH}));
     assert_eq!(st, 200, "detection needs no disk: {v}");
     std::fs::remove_file(&filler).unwrap();
