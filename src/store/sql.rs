@@ -92,6 +92,23 @@ pub async fn keep_if_clean<DB: sqlx::Database, T>(
     written
 }
 
+/// Runs `$body` inside a transaction `$tx` on a connection of its own,
+/// commits, and closes the connection if anything failed ([`keep_if_clean`]).
+macro_rules! write_tx {
+    ($pool:expr, |$tx:ident| $body:block) => {{
+        let mut conn = $pool.acquire().await?;
+        let written = async {
+            let mut $tx = sqlx::Connection::begin(&mut *conn).await?;
+            let out = $body;
+            $tx.commit().await?;
+            Ok::<_, $crate::store::StoreError>(out)
+        }
+        .await;
+        $crate::store::sql::keep_if_clean(conn, written).await
+    }};
+}
+pub(crate) use write_tx;
+
 /// Implements `Store` for a struct with a `pool` field of a sqlx pool type.
 macro_rules! impl_store {
     ($store:ty, $row:ty, $feed:expr) => {
@@ -164,9 +181,7 @@ macro_rules! impl_store {
                 }
                 let now = chrono::Utc::now();
                 let max_length = encoder.max_length as i32;
-                let mut conn = self.pool.acquire().await?;
-                let written = async {
-                    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+                $crate::store::sql::write_tx!(self.pool, |tx| {
                     if let Some(lock) = FEED.lock {
                         sqlx::query(lock).execute(&mut *tx).await?;
                     }
@@ -230,11 +245,8 @@ macro_rules! impl_store {
                             sqlx::query(notify).execute(&mut *tx).await?;
                         }
                     }
-                    tx.commit().await?;
-                    Ok(out)
-                }
-                .await;
-                $crate::store::sql::keep_if_clean(conn, written).await
+                    out
+                })
             }
 
             async fn existing(
@@ -273,9 +285,7 @@ macro_rules! impl_store {
             }
 
             async fn delete(&self, id: i64) -> Result<bool, $crate::store::StoreError> {
-                let mut conn = self.pool.acquire().await?;
-                let written = async {
-                    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+                $crate::store::sql::write_tx!(self.pool, |tx| {
                     if let Some(lock) = FEED.lock {
                         sqlx::query(lock).execute(&mut *tx).await?;
                     }
@@ -288,11 +298,8 @@ macro_rules! impl_store {
                     if let (true, Some(notify)) = (done, FEED.notify) {
                         sqlx::query(notify).execute(&mut *tx).await?;
                     }
-                    tx.commit().await?;
-                    Ok(done)
-                }
-                .await;
-                $crate::store::sql::keep_if_clean(conn, written).await
+                    done
+                })
             }
 
             async fn changes(
@@ -389,9 +396,7 @@ macro_rules! impl_store {
                 rows: &[(i64, Vec<f32>)],
                 encoder: &$crate::vocab::EncoderId,
             ) -> Result<(), $crate::store::StoreError> {
-                let mut conn = self.pool.acquire().await?;
-                let written = async {
-                    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+                $crate::store::sql::write_tx!(self.pool, |tx| {
                     for (id, emb) in rows {
                         sqlx::query($crate::store::sql::SET_EMBEDDING)
                             .bind(id)
@@ -402,11 +407,7 @@ macro_rules! impl_store {
                             .execute(&mut *tx)
                             .await?;
                     }
-                    tx.commit().await?;
-                    Ok(())
-                }
-                .await;
-                $crate::store::sql::keep_if_clean(conn, written).await
+                })
             }
 
             async fn counts(&self) -> Result<$crate::store::Counts, $crate::store::StoreError> {
