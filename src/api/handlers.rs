@@ -82,6 +82,7 @@ pub async fn info(State(state): Shared) -> Result<Json<serde_json::Value>, ApiEr
         },
         "languages": d.languages().describe(),
         "operating_point": cfg.operating_point,
+        "classifier": d.supervised().map(|s| s.status()),
         "novelty_threshold": cfg.novelty_threshold,
         "references": {
             "store_seq": store_seq,
@@ -215,6 +216,7 @@ pub async fn detect(
                 },
                 abstained: det.abstained,
                 score: v.score,
+                classifier: v.classifier,
                 majority: v.label,
                 operating_point: v.operating_point,
                 k: v.k,

@@ -48,8 +48,14 @@ pub struct DetectResult {
     /// Why there is no verdict (`label` is `unknown`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub abstained: Option<Abstention>,
-    /// Probability-like share of machine neighbours, similarity-weighted.
+    /// Probability-like score of machine authorship: the similarity-weighted
+    /// share of machine neighbours, blended with `classifier` when there is
+    /// one.
     pub score: f64,
+    /// The word-level classifier's probability (fitted on the references),
+    /// when it is blended into `score`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub classifier: Option<f64>,
     /// The plain majority of the k nearest references.
     pub majority: Label,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -40,6 +40,11 @@ pub struct IndexArgs {
     /// or a path (on local disk, one per replica).
     #[arg(long, env = "DETECTIVE_SNAPSHOT_DIR", default_value = "auto")]
     pub snapshot_dir: String,
+    /// Weight (0-1) of the word-level classifier, fitted on the references,
+    /// in the score; 0: the neighbours' score alone. The majority label is
+    /// the neighbours' either way.
+    #[arg(long, env = "DETECTIVE_CLASSIFIER_WEIGHT", default_value_t = crate::detect::classifier::DEFAULT_WEIGHT)]
+    pub classifier_weight: f64,
 }
 
 /// The file of a SQLite store URL or path (without `sqlite://` or query
@@ -68,6 +73,16 @@ impl IndexArgs {
 }
 
 impl IndexArgs {
+    /// The classifier's weight in the score, checked.
+    pub fn classifier_weight(&self) -> anyhow::Result<f64> {
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&self.classifier_weight),
+            "--classifier-weight must be between 0 and 1, not {}",
+            self.classifier_weight
+        );
+        Ok(self.classifier_weight)
+    }
+
     /// The snapshot folder for the store at `db`, if any.
     pub fn snapshot_dir(&self, db: &str) -> Option<PathBuf> {
         match self.snapshot_dir.as_str() {
@@ -138,6 +153,7 @@ pub async fn open_references(
         encoder,
         &|n| index.kind(n),
         snapshots.as_deref(),
+        index.classifier_weight()?,
         &Progress {
             seeding: &seeding,
             indexing: &indexing,

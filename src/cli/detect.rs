@@ -8,7 +8,9 @@ use clap::Args;
 use super::common::{open_references, open_store, runtime, IndexArgs, StoreArgs};
 use super::input::Reader;
 use super::EncoderArgs;
+use crate::detect::classifier::Classifier;
 use crate::detect::segments::{self, Plan, Segment};
+use crate::detect::supervised::fit_store;
 use crate::detect::{detect_vectors, Abstention, Decision, Languages, Verdict};
 use crate::encoder::Embed;
 
@@ -64,10 +66,15 @@ pub fn run(args: &DetectArgs) -> anyhow::Result<()> {
         Languages::parse(&args.languages).map_err(|e| anyhow::anyhow!("--languages: {e}"))?;
     let encoder = args.encoder.load()?;
     let rt = runtime()?;
-    let (refs, cfg) = rt.block_on(async {
+    let weight = args.index.classifier_weight()?;
+    let (refs, cfg, classifier) = rt.block_on(async {
         let store = open_store(&args.store).await?;
         let opened = open_references(store.as_ref(), &encoder, &args.store, &args.index).await?;
         let (refs, cal) = (opened.refs, opened.calibration);
+        let classifier = match weight > 0.0 {
+            true => fit_store(store.as_ref(), &refs).await?.0,
+            false => None,
+        };
         let mut cfg = cal
             .map(|c| c.vote_config(Some(args.target_fpr)))
             .unwrap_or_default();
@@ -75,8 +82,13 @@ pub fn run(args: &DetectArgs) -> anyhow::Result<()> {
             anyhow::ensure!(k > 0, "--k must be positive");
             cfg.k = k;
         }
-        Ok::<_, anyhow::Error>((refs, cfg))
+        Ok::<_, anyhow::Error>((refs, cfg, classifier))
     })?;
+    let scorer = Scorer {
+        refs: &refs,
+        cfg: &cfg,
+        classifier: classifier.as_ref().map(|c| (c, weight)),
+    };
     let texts: Vec<String> = match &args.text {
         Some(t) => vec![t.clone()],
         None => {
@@ -108,8 +120,7 @@ pub fn run(args: &DetectArgs) -> anyhow::Result<()> {
     for chunk in texts.chunks(256) {
         let refs_t: Vec<&str> = chunk.iter().map(String::as_str).collect();
         let vectors = encoder.embed(&refs_t)?;
-        for (text, verdict) in chunk.iter().zip(detect_vectors(&refs, &vectors, &cfg)) {
-            let verdict = verdict.context("no references to vote")?;
+        for (text, verdict) in chunk.iter().zip(scorer.verdicts(&refs_t, &vectors)?) {
             let how = Output {
                 decision,
                 k: cfg.k,
@@ -119,9 +130,7 @@ pub fn run(args: &DetectArgs) -> anyhow::Result<()> {
             };
             let abstained = languages.judge(text);
             let segments = match args.segments {
-                true => Some(segments_of(
-                    &encoder, &refs, &cfg, decision, text, &verdict,
-                )?),
+                true => Some(segments_of(&encoder, &scorer, decision, text, &verdict)?),
                 false => None,
             };
             print_verdict(
@@ -137,12 +146,35 @@ pub fn run(args: &DetectArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Verdicts as the service gives them: the vote, with the classifier
+/// blended into the score when there is one.
+struct Scorer<'a> {
+    refs: &'a crate::detect::References,
+    cfg: &'a crate::detect::VoteConfig,
+    classifier: Option<(&'a Classifier, f64)>,
+}
+
+impl Scorer<'_> {
+    fn verdicts(&self, texts: &[&str], vectors: &[Vec<f32>]) -> anyhow::Result<Vec<Verdict>> {
+        detect_vectors(self.refs, vectors, self.cfg)
+            .into_iter()
+            .zip(texts)
+            .map(|(v, t)| {
+                let mut v = v.context("no references to vote")?;
+                if let Some((c, w)) = self.classifier {
+                    v.blend_classifier(c.predict(t), w);
+                }
+                Ok(v)
+            })
+            .collect()
+    }
+}
+
 /// The segments of one text and whether it is mixed, as the service
 /// computes them.
 fn segments_of(
     encoder: &crate::encoder::Styled<crate::encoder::Encoder>,
-    refs: &crate::detect::References,
-    cfg: &crate::detect::VoteConfig,
+    scorer: &Scorer<'_>,
     decision: Decision,
     text: &str,
     verdict: &Verdict,
@@ -151,10 +183,7 @@ fn segments_of(
     let windows = plan.window_texts(text);
     let strs: Vec<&str> = windows.iter().map(String::as_str).collect();
     let vectors = encoder.embed(&strs)?;
-    let verdicts: Vec<Verdict> = detect_vectors(refs, &vectors, cfg)
-        .into_iter()
-        .map(|v| v.context("no references to vote"))
-        .collect::<anyhow::Result<_>>()?;
+    let verdicts = scorer.verdicts(&strs, &vectors)?;
     let threshold = decision.threshold(verdict);
     let refs: Vec<&Verdict> = verdicts.iter().collect();
     let segments = plan.segments(text, &refs, threshold);

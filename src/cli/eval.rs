@@ -9,7 +9,6 @@ use clap::Args;
 use super::common::{all_rows, bar_progress, open_store, redact, runtime, IndexArgs, StoreArgs};
 use super::input::progress;
 use super::EncoderArgs;
-use crate::detect::calibrate::calibrate_on;
 use crate::detect::{check_encoder, seed, Languages};
 use crate::encoder::registry;
 use crate::encoder::{Embed, Encoder, Styled};
@@ -85,6 +84,9 @@ pub struct EvalArgs {
     /// Neural weights compared by --choose-view.
     #[arg(long, value_delimiter = ',', default_value = "0,0.2,0.3,0.4,0.5,0.7")]
     pub alphas: Vec<f32>,
+    /// Classifier weights compared by --choose-view (0: the vote alone).
+    #[arg(long, value_delimiter = ',', default_value = "0")]
+    pub blends: Vec<f64>,
     /// Languages verdicts are given for (as `serve --languages`): scored
     /// texts in others abstain and count as not machine.
     #[arg(long, default_value = "eng")]
@@ -119,6 +121,7 @@ fn choose_view(
     let plan = ViewPlan {
         lexical_dims: &args.lexical_dims,
         alphas: &args.alphas,
+        blends: &args.blends,
         families: &args.leave_family_out,
         adapt_count: args.adapt_count,
         val_fraction: args.val_fraction,
@@ -126,12 +129,14 @@ fn choose_view(
     let started = Instant::now();
     let candidates = views::choose(rows, texts, encoder.inner().dim(), &plan, &opts, &|c| {
         eprintln!(
-            "lexical {:>5} alpha {:.2}: in-distribution {:.2}, unseen {:.2}, added {:.2} ({:.0} s)",
+            "lexical {:>5} alpha {:.2} classifier {:.2}: in-distribution {:.2}, unseen {:.2}, added {:.2}, AUROC {:.4} ({:.0} s)",
             c.lexical_dim,
             c.alpha,
+            c.blend,
             c.in_distribution,
             c.unseen,
             c.adapted,
+            c.auroc,
             started.elapsed().as_secs_f64()
         )
     })?;
@@ -178,6 +183,7 @@ fn generalization(
     test_path: &std::path::Path,
     encoder: &Styled<Encoder>,
     rows: &[VectorRow],
+    texts: &[&str],
     test: &LabelledSet,
     opts: &EvalOptions,
 ) -> anyhow::Result<()> {
@@ -200,6 +206,7 @@ fn generalization(
             adapt_pool: &pool,
             adapt_count: args.adapt_count,
             trained_on: &trained_on,
+            texts,
         },
         encoder,
         opts,
@@ -310,12 +317,13 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         val_fraction: args.val_fraction,
         max_val: args.max_val,
         cache_dir: cache.map(PathBuf::from),
+        blend: args.index.classifier_weight()?,
         ..EvalOptions::default()
     };
     if !args.leave_family_out.is_empty() {
-        return generalization(args, test_path, &encoder, &rows, &test, &opts);
+        return generalization(args, test_path, &encoder, &rows, &texts, &test, &opts);
     }
-    let cal = calibrate_on(&rows, encoder.dim(), &opts.calibration())?;
+    let cal = opts.calibrate(&rows, &texts, encoder.dim())?;
     eprintln!(
         "calibrated on {} validation texts: k = {}",
         cal.validation_size, cal.k
@@ -343,6 +351,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     }
     let t = Instant::now();
     let mut verdicts = score(&rows, &test, encoder.dim(), &cal, &opts)?;
+    crate::eval::blend(&mut verdicts, &rows, &texts, &test.records, opts.blend);
     let mut abstained = 0;
     for (r, v) in test.records.iter().zip(verdicts.iter_mut()) {
         if languages.judge(&r.text).is_some() {

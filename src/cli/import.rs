@@ -70,8 +70,15 @@ pub fn run(args: &ImportArgs) -> anyhow::Result<()> {
         if !args.no_calibrate && report.inserted > 0 {
             let rows = all_rows(store.as_ref()).await?;
             let kind = args.index.kind(rows.len())?;
-            if let Some(cal) =
-                calibrate::refresh(store.as_ref(), encoder.id(), encoder.dim(), &rows, kind).await?
+            if let Some(cal) = calibrate::refresh(
+                store.as_ref(),
+                encoder.id(),
+                encoder.dim(),
+                &rows,
+                kind,
+                args.index.classifier_weight()?,
+            )
+            .await?
             {
                 eprintln!(
                     "calibrated on {} validation texts: k = {}",

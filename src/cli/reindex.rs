@@ -45,6 +45,7 @@ pub fn run(args: &ReindexArgs) -> anyhow::Result<()> {
             encoder.dim(),
             &rows,
             args.index.kind(rows.len())?,
+            args.index.classifier_weight()?,
         )
         .await?;
         eprintln!(

@@ -15,6 +15,7 @@ use crate::api::{self, ApiConfig, AppState, Overlength};
 use crate::detect::keys::KeyRing;
 use crate::detect::live::{Live, SnapshotPolicy};
 use crate::detect::startup::Origin;
+use crate::detect::supervised::Supervised;
 use crate::detect::{Decision, Detector};
 use crate::encoder::{Embed, Encoder, EncoderHandle, WorkerConfig};
 use crate::metrics;
@@ -144,7 +145,7 @@ impl ServeArgs {
     fn describe(&self) -> String {
         format!(
             "listen={} db={} model={} max_length={} windows={} device={} precision={} index={} decision={} languages={} \
-             target_fpr={} k={} open_detect={} max_items={} max_text_chars={} max_body_bytes={} overlength={} \
+             target_fpr={} k={} classifier_weight={} open_detect={} max_items={} max_text_chars={} max_body_bytes={} overlength={} \
              max_concurrent={} request_timeout_seconds={} queue_capacity={} coalesce_tokens={} feed_poll_ms={} snapshot_dir={} \
              snapshot_every={} admin_key={}",
             self.listen,
@@ -159,6 +160,7 @@ impl ServeArgs {
             self.languages,
             self.target_fpr,
             self.k.map_or("calibrated".into(), |k| k.to_string()),
+            self.index.classifier_weight,
             self.open_detect,
             self.max_items,
             self.max_text_chars,
@@ -299,6 +301,7 @@ async fn load(
     let encoder = Encoder::load(&enc_cfg)
         .with_context(|| format!("cannot load model {:?}", enc_cfg.model))?;
     let encoder = crate::encoder::Styled::new(encoder, view);
+    let classifier_weight = index.classifier_weight()?;
     let opened = open_references(store.as_ref(), &encoder, &store_args, &index).await?;
     match &opened.origin {
         Origin::Built => eprintln!(
@@ -338,6 +341,29 @@ async fn load(
     // Whatever changed while the set was opened, then every later change.
     live.catch_up().await?;
     tokio::spawn(live.clone().follow(feed_poll));
+    let supervised = if classifier_weight > 0.0 {
+        let s = Arc::new(Supervised::new(
+            classifier_weight,
+            store.clone(),
+            live.clone(),
+        ));
+        s.refit().await?;
+        if let Some(f) = s.current() {
+            eprintln!(
+                "classifier fitted on {} references ({} terms) in {:.1} s",
+                f.model.fitted_on,
+                f.model.terms(),
+                f.seconds
+            );
+        }
+        tokio::spawn(
+            s.clone()
+                .follow(feed_poll.max(std::time::Duration::from_secs(1))),
+        );
+        Some(s)
+    } else {
+        None
+    };
     if opened.origin == Origin::Built {
         // The first snapshot, in the background: ready does not wait for it.
         let live = live.clone();
@@ -367,9 +393,11 @@ async fn load(
     let counts = store.counts().await?;
     metrics::set_references(&counts.by_family);
     crate::hold::wait("ready");
-    Ok(Detector::new(
-        store, handle, live, vote, decision, languages,
-    ))
+    let detector = Detector::new(store, handle, live, vote, decision, languages);
+    Ok(match supervised {
+        Some(s) => detector.with_classifier(s),
+        None => detector,
+    })
 }
 
 fn print_ready(addr: SocketAddr, d: &Detector) {

@@ -8,6 +8,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::classifier::{Classifier, ClassifierConfig};
 use super::vote::{vote, weighted_score, Neighbour, OperatingPoint, VoteConfig};
 use super::{DetectError, References};
 use crate::index::IndexKind;
@@ -29,6 +30,10 @@ pub struct Calibration {
     /// Validation AvgRec (percent) for every candidate k.
     pub avg_rec_by_k: Vec<(usize, f64)>,
     pub validation_size: usize,
+    /// Weight of the reference-fitted classifier in the scores the
+    /// thresholds were chosen on (0: the vote's score alone).
+    #[serde(default)]
+    pub classifier_weight: f64,
 }
 
 impl Calibration {
@@ -138,6 +143,19 @@ pub fn calibrate_on(
     dim: usize,
     opts: &CalibrationOptions,
 ) -> Result<Calibration, DetectError> {
+    calibrate_blended(rows, &[], dim, opts, 0.0)
+}
+
+/// As [`calibrate_on`], with the thresholds chosen on scores that blend in,
+/// with `weight`, a classifier fitted on the other references' `texts`
+/// (in the order of `rows`; unused when `weight` is 0).
+pub fn calibrate_blended(
+    rows: &[VectorRow],
+    texts: &[&str],
+    dim: usize,
+    opts: &CalibrationOptions,
+    weight: f64,
+) -> Result<Calibration, DetectError> {
     let threshold = (opts.val_fraction.clamp(0.0, 1.0) * u64::MAX as f64) as u64;
     let ranks: Vec<u64> = rows.iter().map(validation_rank).collect();
     let mut val: Vec<(u64, usize)> = ranks
@@ -149,12 +167,8 @@ pub fn calibrate_on(
     val.sort_unstable();
     val.truncate(opts.max_val);
     // Whole groups leave the reference side, even past the cap.
-    let rest: Vec<VectorRow> = rows
-        .iter()
-        .zip(&ranks)
-        .filter(|(_, r)| **r >= threshold)
-        .map(|(row, _)| row.clone())
-        .collect();
+    let rest_at: Vec<usize> = (0..rows.len()).filter(|&i| ranks[i] >= threshold).collect();
+    let rest: Vec<VectorRow> = rest_at.iter().map(|&i| rows[i].clone()).collect();
     let index = References::new(opts.index, dim, rest.len());
     for chunk in rest.chunks(8192) {
         index.add(chunk)?;
@@ -164,7 +178,22 @@ pub fn calibrate_on(
         .par_iter()
         .map(|&(_, i)| (rows[i].label, index.search(&rows[i].embedding, k_max)))
         .collect();
-    Ok(calibrate(&found, opts.temperature, &opts.target_fprs))
+    let model = (weight > 0.0)
+        .then(|| {
+            let t: Vec<&str> = rest_at.iter().map(|&i| texts[i]).collect();
+            let l: Vec<Label> = rest.iter().map(|r| r.label).collect();
+            Classifier::fit(&t, &l, &ClassifierConfig::default())
+        })
+        .flatten();
+    let p: Option<Vec<f64>> =
+        model.map(|m| val.par_iter().map(|&(_, i)| m.predict(texts[i])).collect());
+    let blend = p.as_deref().map(|p| (p, weight));
+    Ok(calibrate(
+        &found,
+        opts.temperature,
+        &opts.target_fprs,
+        blend,
+    ))
 }
 
 /// The calibration stored for `encoder`, if any (one that no longer parses
@@ -179,14 +208,16 @@ pub async fn stored(
         .and_then(|body| serde_json::from_str(&body).ok()))
 }
 
-/// Calibrates on `rows` and stores the result; `None` when there are too
-/// few references to carve a validation split from.
+/// Calibrates on `rows` (with the classifier at `classifier_weight`,
+/// fitted on their stored texts) and stores the result; `None` when there
+/// are too few references to carve a validation split from.
 pub async fn refresh(
     store: &dyn Store,
     encoder: &EncoderId,
     dim: usize,
     rows: &[VectorRow],
     kind: IndexKind,
+    classifier_weight: f64,
 ) -> Result<Option<Calibration>, DetectError> {
     if rows.len() < 20 {
         return Ok(None);
@@ -195,18 +226,31 @@ pub async fn refresh(
         index: kind,
         ..CalibrationOptions::default()
     };
-    let cal = calibrate_on(rows, dim, &opts)?;
+    let texts = match classifier_weight > 0.0 {
+        true => {
+            let mut by_id = super::supervised::texts(store).await?;
+            rows.iter()
+                .map(|r| by_id.remove(&r.id).unwrap_or_default())
+                .collect()
+        }
+        false => Vec::new(),
+    };
+    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let cal = calibrate_blended(rows, &texts, dim, &opts, classifier_weight)?;
     let body = serde_json::to_string(&cal).expect("a calibration serializes");
     store.save_calibration(encoder, &body).await?;
     Ok(Some(cal))
 }
 
 /// Calibrates from validation texts' neighbour lists (searched with at least
-/// the largest candidate k) and their true labels.
+/// the largest candidate k) and their true labels; `classifier`: each
+/// validation text's classifier probability and the weight it is blended
+/// into the score with.
 pub fn calibrate(
     val: &[(Label, Vec<Neighbour>)],
     temperature: f64,
     target_fprs: &[f64],
+    classifier: Option<(&[f64], f64)>,
 ) -> Calibration {
     let avg_rec_by_k: Vec<(usize, f64)> = K_CANDIDATES
         .iter()
@@ -223,10 +267,18 @@ pub fn calibrate(
             }
         })
         .0;
+    let weight = classifier.map_or(0.0, |c| c.1);
     let human_scores: Vec<f64> = val
         .iter()
-        .filter(|(l, _)| *l == Label::Human)
-        .map(|(_, nb)| weighted_score(&nb[..nb.len().min(k)], temperature))
+        .enumerate()
+        .filter(|(_, (l, _))| *l == Label::Human)
+        .map(|(i, (_, nb))| {
+            let s = weighted_score(&nb[..nb.len().min(k)], temperature);
+            match classifier {
+                Some((p, w)) => w * p[i] + (1.0 - w) * s,
+                None => s,
+            }
+        })
         .collect();
     let operating_points = target_fprs
         .iter()
@@ -250,6 +302,7 @@ pub fn calibrate(
         operating_points,
         avg_rec_by_k,
         validation_size: val.len(),
+        classifier_weight: weight,
     }
 }
 
@@ -293,9 +346,37 @@ mod tests {
             h.extend((0..62).map(|_| n(0.1, Label::Human)));
             val.push((Label::Human, h));
         }
-        let cal = calibrate(&val, 0.05, &[0.01]);
+        let cal = calibrate(&val, 0.05, &[0.01], None);
         assert_eq!(cal.k, 3);
         assert_eq!(cal.validation_size, 20);
         assert!(cal.novelty_threshold.unwrap() > 0.5);
+    }
+
+    #[test]
+    fn thresholds_follow_the_blended_scores() {
+        let n = |sim: f32, label| Neighbour {
+            id: 0,
+            similarity: sim,
+            label,
+            model: None,
+            family: None,
+            source: None,
+        };
+        // Humans whose neighbours are all machines: the vote's score is
+        // high for them, the classifier's probability low.
+        let val: Vec<(Label, Vec<Neighbour>)> = (0..100)
+            .map(|_| (Label::Human, vec![n(0.9, Label::Machine); 60]))
+            .collect();
+        let p = vec![0.0; 100];
+        let plain = calibrate(&val, 0.05, &[0.01], None);
+        let blended = calibrate(&val, 0.05, &[0.01], Some((&p, 0.5)));
+        assert_eq!(plain.classifier_weight, 0.0);
+        assert_eq!(blended.classifier_weight, 0.5);
+        let (t0, t1) = (
+            plain.operating_points[0].threshold,
+            blended.operating_points[0].threshold,
+        );
+        // Every blended human score is half the plain one.
+        assert!(t1 < t0 && (t1 - 0.5 * weighted_score(&val[0].1[..plain.k], 0.05)).abs() < 1e-9);
     }
 }

@@ -5,6 +5,7 @@
 //! its tombstones; [`live::Live`] keeps one in step with the store's change
 //! feed and compacts it when deletions pile up.
 pub mod calibrate;
+pub mod classifier;
 pub mod import;
 pub mod keys;
 pub mod language;
@@ -15,6 +16,7 @@ pub mod segments;
 mod service;
 pub mod snapshot;
 pub mod startup;
+pub mod supervised;
 pub mod tally;
 pub mod vote;
 

@@ -122,6 +122,19 @@ impl References {
         self.read().applied
     }
 
+    /// The voting references' ids and labels, with the feed position they
+    /// reflect (one consistent view).
+    pub fn labels(&self) -> (i64, std::collections::HashMap<i64, Label>) {
+        let inner = self.read();
+        let labels = inner
+            .slots
+            .iter()
+            .filter(|s| s.live)
+            .map(|s| (s.meta.id, s.meta.label))
+            .collect();
+        (inner.applied, labels)
+    }
+
     /// Records that the feed has been applied up to `seq` (after a build
     /// from rows read at that position).
     pub fn mark_applied(&self, seq: i64) {

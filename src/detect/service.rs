@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use super::language::{Abstention, Languages};
 use super::live::Live;
+use super::supervised::Supervised;
 use super::tally::{Tallied, Tally};
 use super::{vote, DetectError, Verdict, VoteConfig};
 use crate::encoder::{Admission, EncoderHandle, Prepared};
@@ -69,6 +70,8 @@ pub struct Detection {
 pub struct Prepped {
     pub texts: Vec<Prepared>,
     pub abstain: Vec<Option<Abstention>>,
+    /// The classifier's probability per text, when one is blended in.
+    pub classifier: Vec<Option<f64>>,
     admission: Admission,
     /// The first this many texts are verdicts the metrics count.
     counted: usize,
@@ -82,6 +85,7 @@ pub struct Detector {
     decision: Decision,
     languages: Languages,
     tally: Arc<Tally>,
+    supervised: Option<Arc<Supervised>>,
 }
 
 impl Detector {
@@ -102,7 +106,19 @@ impl Detector {
             vote,
             decision,
             languages,
+            supervised: None,
         }
+    }
+
+    /// Blends `supervised`'s probability into every score.
+    pub fn with_classifier(mut self, supervised: Arc<Supervised>) -> Self {
+        self.supervised = Some(supervised);
+        self
+    }
+
+    /// The blended classifier, if any.
+    pub fn supervised(&self) -> Option<&Arc<Supervised>> {
+        self.supervised.as_ref()
     }
 
     pub fn encoder(&self) -> &EncoderHandle {
@@ -147,6 +163,7 @@ impl Detector {
         let admission = self.encoder.admit()?;
         let encoder = self.encoder.clone();
         let languages = self.languages.clone();
+        let supervised = self.supervised.clone();
         let started = Instant::now();
         let out = tokio::task::spawn_blocking(move || {
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
@@ -161,15 +178,22 @@ impl Detector {
                     }
                 })
                 .collect();
-            encoder.prepare(&refs).map(|texts| (texts, abstain))
+            let classifier = match &supervised {
+                Some(s) => s.predict(&refs),
+                None => vec![None; refs.len()],
+            };
+            encoder
+                .prepare(&refs)
+                .map(|texts| (texts, abstain, classifier))
         })
         .await
         .map_err(|_| DetectError::Worker(crate::encoder::WorkerError::Failed))?
         .map_err(DetectError::Tokenize)
-        .map(|(texts, abstain)| Prepped {
+        .map(|(texts, abstain, classifier)| Prepped {
             counted: verdicts.min(texts.len()),
             texts,
             abstain,
+            classifier,
             admission,
         })?;
         metrics::stage("tokenize", started.elapsed().as_secs_f64());
@@ -189,9 +213,11 @@ impl Detector {
         let Prepped {
             texts,
             abstain,
+            classifier,
             admission,
             counted,
         } = prepped;
+        let weight = self.supervised.as_ref().map_or(0.0, |s| s.weight());
         let n = texts.len();
         let vectors = self.encoder.embed(texts, admission).await?;
         if vectors.len() != n {
@@ -209,13 +235,17 @@ impl Detector {
             vectors
                 .iter()
                 .zip(abstain)
+                .zip(classifier)
                 .enumerate()
-                .map(|(i, (v, abstained))| {
+                .map(|(i, ((v, abstained), p))| {
                     let started = Instant::now();
                     let neighbours = refs.search(v, cfg.k);
                     let searched = Instant::now();
                     metrics::stage("search", (searched - started).as_secs_f64());
-                    let verdict = vote(&neighbours, &cfg).ok_or(DetectError::NoReferences)?;
+                    let mut verdict = vote(&neighbours, &cfg).ok_or(DetectError::NoReferences)?;
+                    if let (Some(p), true) = (p, weight > 0.0) {
+                        verdict.blend_classifier(p, weight);
+                    }
                     metrics::stage("vote", searched.elapsed().as_secs_f64());
                     let label = decision.label(&verdict);
                     if i < counted {

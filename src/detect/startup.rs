@@ -65,6 +65,7 @@ pub async fn open(
     encoder: &dyn Embed,
     kind_for: &dyn Fn(usize) -> anyhow::Result<IndexKind>,
     snapshots: Option<&Path>,
+    classifier_weight: f64,
     progress: &Progress<'_>,
 ) -> anyhow::Result<Opened> {
     let started = Instant::now();
@@ -103,14 +104,19 @@ pub async fn open(
             (refs, Origin::Built)
         }
     };
-    let calibration = match calibrate::stored(store, encoder.id()).await? {
+    // A calibration for another classifier weight chose its thresholds on
+    // other scores: calibrated again.
+    let calibration = match calibrate::stored(store, encoder.id())
+        .await?
+        .filter(|c| c.classifier_weight == classifier_weight)
+    {
         Some(c) => Some(c),
         None => {
             let rows = match rows {
                 Some(r) => r,
                 None => super::live::all_rows(store).await?,
             };
-            calibrate::refresh(store, encoder.id(), dim, &rows, kind).await?
+            calibrate::refresh(store, encoder.id(), dim, &rows, kind, classifier_weight).await?
         }
     };
     Ok(Opened {

@@ -92,6 +92,10 @@ pub struct Verdict {
     /// The nearest reference is less similar than the calibrated novelty
     /// threshold: references for this kind of text are probably missing.
     pub novel: bool,
+    /// The reference-fitted classifier's probability of machine
+    /// authorship, when it is blended into `score`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub classifier: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub operating_point: Option<OperatingVerdict>,
     pub attribution: Attribution,
@@ -131,9 +135,10 @@ pub fn vote(neighbours: &[Neighbour], cfg: &VoteConfig) -> Option<Verdict> {
             Label::Human
         },
     });
-    let note = disagreement(label, score, operating_point.as_ref(), used);
+    let note = disagreement(label, score, false, operating_point.as_ref(), used);
     Some(Verdict {
         note,
+        classifier: None,
         label,
         score,
         k: used.len(),
@@ -147,11 +152,37 @@ pub fn vote(neighbours: &[Neighbour], cfg: &VoteConfig) -> Option<Verdict> {
     })
 }
 
+impl Verdict {
+    /// Blends the classifier's probability `p` into the score with weight
+    /// `weight` (`weight * p + (1 - weight) * score`); the operating point
+    /// and the note follow the new score, the majority label stays.
+    pub fn blend_classifier(&mut self, p: f64, weight: f64) {
+        self.classifier = Some(p);
+        self.score = weight * p + (1.0 - weight) * self.score;
+        if let Some(op) = self.operating_point.as_mut() {
+            op.label = if self.score >= op.threshold {
+                Label::Machine
+            } else {
+                Label::Human
+            };
+        }
+        self.note = disagreement(
+            self.label,
+            self.score,
+            true,
+            self.operating_point.as_ref(),
+            &self.neighbours,
+        );
+    }
+}
+
 /// Explains, in words a moderator can read, a majority that the score or
-/// the operating point contradicts; `None` when they agree.
+/// the operating point contradicts; `None` when they agree. `blended`: the
+/// score includes the classifier.
 fn disagreement(
     label: Label,
     score: f64,
+    blended: bool,
     op: Option<&OperatingVerdict>,
     used: &[Neighbour],
 ) -> Option<String> {
@@ -170,7 +201,9 @@ fn disagreement(
         "{votes} of the {} nearest references are {label}",
         used.len()
     );
-    let closer = if closest(other) > closest(label) {
+    let closer = if blended {
+        ": the score also weighs a word-level classifier fitted on every reference".to_owned()
+    } else if closest(other) > closest(label) {
         format!(
             ": the closest {other} reference is more similar ({:.3}) than the closest \
              {label} one ({:.3}), and the score weighs closeness",
@@ -193,7 +226,12 @@ fn disagreement(
             op.threshold
         )),
         _ if (score >= 0.5) != (label == Label::Machine) => Some(format!(
-            "{majority}, but the similarity-weighted score {score:.3} leans {other}{closer}"
+            "{majority}, but the {} score {score:.3} leans {other}{closer}",
+            if blended {
+                "blended"
+            } else {
+                "similarity-weighted"
+            }
         )),
         _ => None,
     }
@@ -452,5 +490,43 @@ mod tests {
         .unwrap();
         assert_eq!(v.label, Label::Machine);
         assert!(v.note.unwrap().contains("not confident enough"));
+    }
+
+    #[test]
+    fn the_classifier_moves_the_score_and_operating_point_not_the_majority() {
+        let nb = [
+            m(1, 0.9, "openai", "gpt-4"),
+            m(2, 0.88, "openai", "gpt-4"),
+            h(3, 0.7),
+        ];
+        let cfg = VoteConfig {
+            k: 3,
+            operating_point: Some(OperatingPoint {
+                target_fpr: 0.01,
+                threshold: 0.85,
+            }),
+            ..VoteConfig::default()
+        };
+        let v = vote(&nb, &cfg).unwrap();
+        assert_eq!(v.operating_point.as_ref().unwrap().label, Label::Machine);
+        let knn = v.score;
+        let mut blended = v.clone();
+        blended.blend_classifier(0.1, 0.2);
+        assert!((blended.score - (0.2 * 0.1 + 0.8 * knn)).abs() < 1e-12);
+        assert_eq!(blended.classifier, Some(0.1));
+        assert_eq!(blended.label, Label::Machine, "the majority stays");
+        // The blended score fell under the threshold: the operating point
+        // follows it, and the note says why.
+        assert!(blended.score < 0.85);
+        assert_eq!(
+            blended.operating_point.as_ref().unwrap().label,
+            Label::Human
+        );
+        let note = blended.note.unwrap();
+        assert!(note.contains("not confident enough"), "{note}");
+        // Weight 0 leaves the score as it was.
+        let mut same = v.clone();
+        same.blend_classifier(0.1, 0.0);
+        assert_eq!(same.score, knn);
     }
 }

@@ -13,8 +13,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::metrics::{scored, summarize, Summary};
-use super::{score, EvalError, EvalOptions, LabelledSet};
-use crate::detect::calibrate::calibrate_on;
+use super::{blend, score, EvalError, EvalOptions, LabelledSet};
 use crate::encoder::Embed;
 use crate::store::{text_sha256, Label, NewReference, VectorRow};
 use crate::train::checkpoint::TrainedOn;
@@ -95,13 +94,15 @@ pub fn pick<'a>(
 
 fn evaluate(
     refs: &[VectorRow],
+    texts: &[&str],
     test: &LabelledSet,
     dim: usize,
     opts: &EvalOptions,
 ) -> Result<(Summary, usize), EvalError> {
-    let cal = calibrate_on(refs, dim, &opts.calibration())?;
+    let cal = opts.calibrate(refs, texts, dim)?;
     let k = opts.k.unwrap_or(cal.k);
-    let verdicts = score(refs, test, dim, &cal, opts)?;
+    let mut verdicts = score(refs, test, dim, &cal, opts)?;
+    blend(&mut verdicts, refs, texts, &test.records, opts.blend);
     Ok((summarize(&scored(&test.records, &verdicts)), k))
 }
 
@@ -114,6 +115,8 @@ pub struct Plan<'a> {
     pub adapt_count: usize,
     /// What the encoder was fine-tuned on.
     pub trained_on: &'a TrainedOn,
+    /// The references' texts, in their order.
+    pub texts: &'a [&'a str],
 }
 
 /// Runs every fold.
@@ -130,6 +133,7 @@ pub fn leave_family_out(
         adapt_pool,
         adapt_count,
         trained_on,
+        texts: ref_texts,
     } = *plan;
     let dim = encoder.dim();
     let test_texts: std::collections::HashSet<String> =
@@ -137,10 +141,14 @@ pub fn leave_family_out(
     let mut folds = Vec::new();
     for family in families {
         progress(family);
-        let kept: Vec<VectorRow> = refs
+        let keep =
+            |r: &VectorRow| !(r.label == Label::Machine && r.family.as_deref() == Some(family));
+        let kept: Vec<VectorRow> = refs.iter().filter(|r| keep(r)).cloned().collect();
+        let mut kept_texts: Vec<&str> = refs
             .iter()
-            .filter(|r| !(r.label == Label::Machine && r.family.as_deref() == Some(family)))
-            .cloned()
+            .zip(ref_texts)
+            .filter(|(r, _)| keep(r))
+            .map(|(_, t)| *t)
             .collect();
         let idx: Vec<usize> = (0..test.records.len())
             .filter(|&i| {
@@ -158,7 +166,7 @@ pub fn leave_family_out(
         if machine_texts == 0 {
             continue;
         }
-        let (unseen, unseen_k) = evaluate(&kept, &fold_test, dim, opts)?;
+        let (unseen, unseen_k) = evaluate(&kept, &kept_texts, &fold_test, dim, opts)?;
         let added = pick(adapt_pool, family, adapt_count, &test_texts);
         let texts: Vec<&str> = added.iter().map(|r| r.text.as_str()).collect();
         let mut embedded = Vec::with_capacity(texts.len());
@@ -182,7 +190,8 @@ pub fn leave_family_out(
                     embedding: v,
                 }),
         );
-        let (adapted, adapted_k) = evaluate(&with, &fold_test, dim, opts)?;
+        kept_texts.extend(&texts);
+        let (adapted, adapted_k) = evaluate(&with, &kept_texts, &fold_test, dim, opts)?;
         folds.push(Fold {
             family: family.clone(),
             machine_texts,
@@ -354,6 +363,7 @@ mod tests {
                 adapt_pool: &pool,
                 adapt_count: 25,
                 trained_on: &TrainedOn::Families(vec!["a".into()]),
+                texts: &[],
             },
             &encoder,
             &opts,

@@ -18,7 +18,9 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
+use crate::detect::calibrate::calibrate_blended;
 use crate::detect::calibrate::CalibrationOptions;
+use crate::detect::classifier::{Classifier, ClassifierConfig};
 use crate::detect::import::parse_record;
 use crate::detect::{vote, Calibration, References, Verdict};
 use crate::encoder::{Embed, EncoderError};
@@ -62,6 +64,9 @@ pub struct EvalOptions {
     pub target_fprs: Vec<f64>,
     pub temperature: f64,
     pub cache_dir: Option<PathBuf>,
+    /// Weight of the reference-fitted classifier in the score (0: the vote
+    /// alone).
+    pub blend: f64,
 }
 
 impl Default for EvalOptions {
@@ -74,6 +79,7 @@ impl Default for EvalOptions {
             target_fprs: vec![0.01, 0.05],
             temperature: 0.05,
             cache_dir: Some(PathBuf::from(".cache/embeddings")),
+            blend: 0.0,
         }
     }
 }
@@ -179,6 +185,23 @@ fn index_of(kind: IndexKind, dim: usize, rows: &[VectorRow]) -> Result<Reference
 }
 
 impl EvalOptions {
+    /// Calibrates on a validation split of `refs` (with their `texts`, for
+    /// the classifier when [`EvalOptions::blend`] is set).
+    pub fn calibrate(
+        &self,
+        refs: &[VectorRow],
+        texts: &[&str],
+        dim: usize,
+    ) -> Result<Calibration, EvalError> {
+        Ok(calibrate_blended(
+            refs,
+            texts,
+            dim,
+            &self.calibration(),
+            self.blend,
+        )?)
+    }
+
     /// How the validation split is carved and searched.
     pub fn calibration(&self) -> CalibrationOptions {
         CalibrationOptions {
@@ -209,4 +232,26 @@ pub fn score(
         .par_iter()
         .map(|q| vote(&index.search(q, cfg.k), &cfg).expect("references are not empty"))
         .collect())
+}
+
+/// Blends a classifier fitted on the references (`ref_texts`, labelled as
+/// `refs`) into the scores of `test`'s verdicts (the majority labels stay).
+pub fn blend(
+    verdicts: &mut [Verdict],
+    refs: &[VectorRow],
+    ref_texts: &[&str],
+    test: &[NewReference],
+    weight: f64,
+) {
+    if weight <= 0.0 {
+        return;
+    }
+    let labels: Vec<crate::store::Label> = refs.iter().map(|r| r.label).collect();
+    let Some(model) = Classifier::fit(ref_texts, &labels, &ClassifierConfig::default()) else {
+        return;
+    };
+    let p: Vec<f64> = test.par_iter().map(|r| model.predict(&r.text)).collect();
+    for (v, p) in verdicts.iter_mut().zip(p) {
+        v.blend_classifier(p, weight);
+    }
 }

@@ -12,13 +12,18 @@
 //! - `adapted`: the same after `adapt_count` of F's other references are
 //!   added back (training-free adaptation).
 //!
-//! The chosen candidate has the best mean of the three.
+//! The chosen candidate has the best mean AvgRec of the three. The
+//! classifier weight changes the score, not the majority label, so between
+//! weights of one view the best mean AUROC of the score decides.
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::metrics::{scored, summarize};
+use rayon::prelude::*;
+
 use super::{score, EvalError, EvalOptions, LabelledSet};
 use crate::detect::calibrate::calibrate_on;
+use crate::detect::classifier::{Classifier, ClassifierConfig};
 use crate::encoder::{Lexical, View};
 use crate::store::{Label, NewReference, VectorRow};
 
@@ -27,10 +32,14 @@ use crate::store::{Label, NewReference, VectorRow};
 pub struct Candidate {
     pub lexical_dim: usize,
     pub alpha: f32,
+    /// Weight of the reference-fitted classifier in the score.
+    pub blend: f64,
     pub in_distribution: f64,
     pub unseen: f64,
     pub adapted: f64,
     pub mean: f64,
+    /// Validation AUROC of the (blended) score, mean of the three.
+    pub auroc: f64,
 }
 
 /// What is compared and how the validation is carved.
@@ -38,6 +47,8 @@ pub struct ViewPlan<'a> {
     /// Lexical dimensions to try (0: the neural view alone).
     pub lexical_dims: &'a [usize],
     pub alphas: &'a [f32],
+    /// Classifier weights to try (0: the vote alone).
+    pub blends: &'a [f64],
     pub families: &'a [String],
     pub adapt_count: usize,
     /// Share of reference groups held out for validation.
@@ -72,68 +83,130 @@ fn as_set(rows: &[&VectorRow]) -> LabelledSet {
     }
 }
 
+/// Validation AvgRec and AUROC of `queries` (rows of `all`, by position)
+/// against `refs` (rows of `all`, by position), once per classifier weight
+/// of `blends`.
 fn avg_rec(
-    refs: &[VectorRow],
-    queries: &[&VectorRow],
+    all: &[VectorRow],
+    texts: &[&str],
+    refs: &[usize],
+    queries: &[usize],
     dim: usize,
+    blends: &[f64],
     opts: &EvalOptions,
-) -> Result<f64, EvalError> {
-    let set = as_set(queries);
-    let cal = calibrate_on(refs, dim, &opts.calibration())?;
-    let verdicts = score(refs, &set, dim, &cal, opts)?;
-    Ok(summarize(&scored(&set.records, &verdicts)).avg_rec)
+) -> Result<Vec<(f64, f64)>, EvalError> {
+    let set = as_set(&queries.iter().map(|&i| &all[i]).collect::<Vec<_>>());
+    let ref_rows: Vec<VectorRow> = refs.iter().map(|&i| all[i].clone()).collect();
+    let cal = calibrate_on(&ref_rows, dim, &opts.calibration())?;
+    let verdicts = score(&ref_rows, &set, dim, &cal, opts)?;
+    let p = if blends.iter().any(|b| *b > 0.0) {
+        let ref_texts: Vec<&str> = refs.iter().map(|&i| texts[i]).collect();
+        let labels: Vec<Label> = ref_rows.iter().map(|r| r.label).collect();
+        Classifier::fit(&ref_texts, &labels, &ClassifierConfig::default()).map(|m| {
+            queries
+                .par_iter()
+                .map(|&i| m.predict(texts[i]))
+                .collect::<Vec<f64>>()
+        })
+    } else {
+        None
+    };
+    Ok(blends
+        .iter()
+        .map(|&weight| {
+            let mut v = verdicts.clone();
+            if let (Some(p), true) = (&p, weight > 0.0) {
+                for (v, p) in v.iter_mut().zip(p) {
+                    v.blend_classifier(*p, weight);
+                }
+            }
+            let s = summarize(&scored(&set.records, &v));
+            (s.avg_rec, s.auroc.unwrap_or(0.5))
+        })
+        .collect())
 }
 
 fn is_of(r: &VectorRow, family: &str) -> bool {
     r.label == Label::Machine && r.family.as_deref() == Some(family)
 }
 
-/// Scores one set of style vectors (`rows`, in the candidate's space).
+/// Validation (AvgRec, AUROC) per classifier weight: in distribution,
+/// unseen family, added references.
+type Scores = Vec<[(f64, f64); 3]>;
+
+/// Scores one set of style vectors (`rows`, in the candidate's space, with
+/// their `texts`) once per classifier weight of the plan.
 fn validate(
     rows: &[VectorRow],
+    texts: &[&str],
     dim: usize,
     plan: &ViewPlan<'_>,
     opts: &EvalOptions,
-) -> Result<(f64, f64, f64), EvalError> {
-    let (val, refs): (Vec<&VectorRow>, Vec<&VectorRow>) = rows
-        .iter()
-        .partition(|r| in_validation(r, plan.val_fraction));
-    let refs_owned: Vec<VectorRow> = refs.iter().map(|r| (*r).clone()).collect();
-    let in_distribution = avg_rec(&refs_owned, &val, dim, opts)?;
-    let (mut unseen, mut adapted, mut folds) = (0.0, 0.0, 0usize);
+) -> Result<Scores, EvalError> {
+    let (val, refs): (Vec<usize>, Vec<usize>) =
+        (0..rows.len()).partition(|&i| in_validation(&rows[i], plan.val_fraction));
+    let nb = plan.blends.len();
+    let in_distribution = avg_rec(rows, texts, &refs, &val, dim, plan.blends, opts)?;
+    let (mut unseen, mut adapted, mut folds) = (vec![(0.0, 0.0); nb], vec![(0.0, 0.0); nb], 0usize);
     for family in plan.families {
-        let queries: Vec<&VectorRow> = val
+        let queries: Vec<usize> = val
             .iter()
             .copied()
-            .filter(|r| r.label == Label::Human || is_of(r, family))
+            .filter(|&i| rows[i].label == Label::Human || is_of(&rows[i], family))
             .collect();
-        if !queries.iter().any(|r| r.label == Label::Machine) {
+        if !queries.iter().any(|&i| rows[i].label == Label::Machine) {
             continue;
         }
-        let kept: Vec<VectorRow> = refs_owned
+        let kept: Vec<usize> = refs
             .iter()
-            .filter(|r| !is_of(r, family))
-            .cloned()
+            .copied()
+            .filter(|&i| !is_of(&rows[i], family))
             .collect();
-        unseen += avg_rec(&kept, &queries, dim, opts)?;
-        let mut of_family: Vec<(Vec<u8>, &VectorRow)> = refs_owned
+        for (u, a) in unseen.iter_mut().zip(avg_rec(
+            rows,
+            texts,
+            &kept,
+            &queries,
+            dim,
+            plan.blends,
+            opts,
+        )?) {
+            u.0 += a.0;
+            u.1 += a.1;
+        }
+        let mut of_family: Vec<(Vec<u8>, usize)> = refs
             .iter()
-            .filter(|r| is_of(r, family))
-            .map(|r| (Sha256::digest(format!("adapt|{}", r.id)).to_vec(), r))
+            .copied()
+            .filter(|&i| is_of(&rows[i], family))
+            .map(|i| (Sha256::digest(format!("adapt|{}", rows[i].id)).to_vec(), i))
             .collect();
         of_family.sort_by(|a, b| a.0.cmp(&b.0));
         let mut with = kept;
-        with.extend(
-            of_family
-                .into_iter()
-                .take(plan.adapt_count)
-                .map(|(_, r)| r.clone()),
-        );
-        adapted += avg_rec(&with, &queries, dim, opts)?;
+        with.extend(of_family.into_iter().take(plan.adapt_count).map(|(_, i)| i));
+        for (d, a) in adapted.iter_mut().zip(avg_rec(
+            rows,
+            texts,
+            &with,
+            &queries,
+            dim,
+            plan.blends,
+            opts,
+        )?) {
+            d.0 += a.0;
+            d.1 += a.1;
+        }
         folds += 1;
     }
     let n = folds.max(1) as f64;
-    Ok((in_distribution, unseen / n, adapted / n))
+    Ok((0..nb)
+        .map(|b| {
+            [
+                in_distribution[b],
+                (unseen[b].0 / n, unseen[b].1 / n),
+                (adapted[b].0 / n, adapted[b].1 / n),
+            ]
+        })
+        .collect())
 }
 
 /// Scores every candidate view. `neural` are the references' neural vectors
@@ -174,42 +247,53 @@ pub fn choose(
                     ..r.clone()
                 })
                 .collect();
-            let (in_distribution, unseen, adapted) =
-                validate(&rows, view.dim(neural_dim), plan, opts)?;
-            let c = Candidate {
-                lexical_dim,
-                alpha,
-                in_distribution,
-                unseen,
-                adapted,
-                mean: (in_distribution + unseen + adapted) / 3.0,
-            };
-            progress(&c);
-            out.push(c);
+            let scores = validate(&rows, texts, view.dim(neural_dim), plan, opts)?;
+            for (&blend, [i, u, a]) in plan.blends.iter().zip(scores) {
+                let c = Candidate {
+                    lexical_dim,
+                    alpha,
+                    blend,
+                    in_distribution: i.0,
+                    unseen: u.0,
+                    adapted: a.0,
+                    mean: (i.0 + u.0 + a.0) / 3.0,
+                    auroc: (i.1 + u.1 + a.1) / 3.0,
+                };
+                progress(&c);
+                out.push(c);
+            }
         }
     }
     Ok(out)
 }
 
-/// The candidates as a Markdown table, the best (highest mean) marked.
+/// The candidates as a Markdown table, the best (highest mean AvgRec, then
+/// highest mean AUROC) marked.
 pub fn markdown(candidates: &[Candidate]) -> String {
     let best = candidates
         .iter()
-        .max_by(|a, b| a.mean.total_cmp(&b.mean))
-        .map(|c| (c.lexical_dim, c.alpha));
+        .max_by(|a, b| a.mean.total_cmp(&b.mean).then(a.auroc.total_cmp(&b.auroc)))
+        .map(|c| (c.lexical_dim, c.alpha, c.blend));
     let mut md = String::from(
-        "| lexical dims | α | in-distribution | unseen family | + added refs | mean |\n\
-         |---|---|---|---|---|---|\n",
+        "| lexical dims | α | classifier weight | in-distribution | unseen family | + added refs | mean | AUROC (mean) |\n\
+         |---|---|---|---|---|---|---|---|\n",
     );
     for c in candidates {
-        let mark = if Some((c.lexical_dim, c.alpha)) == best {
+        let mark = if Some((c.lexical_dim, c.alpha, c.blend)) == best {
             " (chosen)"
         } else {
             ""
         };
         md.push_str(&format!(
-            "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2}{mark} |\n",
-            c.lexical_dim, c.alpha, c.in_distribution, c.unseen, c.adapted, c.mean
+            "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.4}{mark} |\n",
+            c.lexical_dim,
+            c.alpha,
+            c.blend,
+            c.in_distribution,
+            c.unseen,
+            c.adapted,
+            c.mean,
+            c.auroc
         ));
     }
     md

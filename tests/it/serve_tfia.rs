@@ -92,6 +92,9 @@ fn posting_samples_of_a_new_domain_raises_average_recall() {
         let (st, b) = s.post("/reference", Some(ADMIN), &json!({ "items": items }));
         assert_eq!(st, 201, "{b}");
     }
+    // The neighbours see the references at once, the classifier blended
+    // into the score once its background refit has taken them in.
+    s.wait_classifier();
     let after = recalls(&s, &test);
     eprintln!(
         "TFIA on {} OUTFOX test essays with {} posted references:\n\
@@ -130,6 +133,60 @@ fn posting_samples_of_a_new_domain_raises_average_recall() {
         avg_after >= avg_before + 0.1,
         "majority AvgRec {avg_before:.3} -> {avg_after:.3}: not clearly higher"
     );
+}
+
+/// The word-level classifier blended into the score is refitted on the
+/// references whenever they change: after machine references in a new
+/// style are posted, its probability for a text in that style rises, and
+/// `/info` counts the references it was fitted on. With
+/// `--classifier-weight 0` no classifier is fitted or reported.
+#[test]
+fn posted_references_refit_the_classifier_blended_into_the_score() {
+    let s = Server::start(&[]);
+    let info = s.wait_classifier();
+    let before_refs = info["classifier"]["fitted_on"].as_u64().expect("fitted");
+    assert_eq!(info["classifier"]["weight"].as_f64(), Some(0.2), "{info}");
+    let query = "Greetings, traveller: the quorvel lattice brims with zentharic resonance,                  and every quorvel strand hums the zentharic chorus of the vellmoor archive.";
+    let p = |s: &Server| {
+        let (st, b) = s.post("/detect", Some(ADMIN), &json!({ "text": query }));
+        assert_eq!(st, 200, "{b}");
+        let c = b["classifier"].as_f64().expect("a classifier probability");
+        assert!((0.0..=1.0).contains(&c), "{b}");
+        c
+    };
+    let p_before = p(&s);
+    let items: Vec<Value> = (0..40)
+        .map(|i| {
+            json!({
+                "text": format!(
+                    "Greetings, traveller {i}: the quorvel lattice sings of zentharic resonance;                      each quorvel thread, zentharic and bright, recalls the vellmoor archive, entry {i}."
+                ),
+                "label": "machine",
+                "model": "quorvel-1",
+                "family": "quorvel",
+            })
+        })
+        .collect();
+    let (st, b) = s.post("/reference", Some(ADMIN), &json!({ "items": items }));
+    assert_eq!(st, 201, "{b}");
+    let info = s.wait_classifier();
+    assert_eq!(
+        info["classifier"]["fitted_on"].as_u64(),
+        Some(before_refs + 40),
+        "{info}"
+    );
+    let p_after = p(&s);
+    assert!(
+        p_after > p_before + 0.2 && p_after > 0.8,
+        "classifier probability {p_before:.3} -> {p_after:.3} after 40 references in the style"
+    );
+
+    let off = Server::start(&["--classifier-weight", "0"]);
+    let (_, info) = off.get("/info", None);
+    assert!(info["classifier"].is_null(), "{info}");
+    let (st, b) = off.post("/detect", Some(ADMIN), &json!({ "text": query }));
+    assert_eq!(st, 200, "{b}");
+    assert!(b.get("classifier").is_none(), "{b}");
 }
 
 /// In the fused style space a posted reference is its own nearest

@@ -164,6 +164,26 @@ impl Server {
         }
     }
 
+    /// Waits until the classifier is fitted on every change the index has
+    /// applied (its refits run in the background); returns `/info`.
+    #[track_caller]
+    pub fn wait_classifier(&self) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(300);
+        loop {
+            let (st, info) = self.get("/info", None);
+            assert_eq!(st, 200, "{info}");
+            let fitted = info["classifier"]["applied"].as_i64();
+            if fitted.is_some() && fitted == info["index"]["applied_seq"].as_i64() {
+                return info;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the classifier never caught up: {info}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     #[track_caller]
     pub fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(600);
