@@ -5,7 +5,7 @@
 # references. Reports go to docs/eval/NAME-{test,ood,tfia,lofo}.{json,md};
 # scripts/eval_table.py turns them into the README table.
 #
-#   scripts/eval_views.sh NAME DB [detective eval flags: --model, --max-length, --windows, --lexical-dim, --alpha]
+#   scripts/eval_views.sh NAME DB [detective eval flags: --model, --max-length, --windows, --lexical-dim, --alpha, --classifier-weight]
 #
 # ROWS="test lofo" runs only those rows (default: test ood tfia lofo).
 #

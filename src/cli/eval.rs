@@ -336,7 +336,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
             args.segments_seed,
             &encoder,
             encoder.inner().tokenizer(),
-            &rows,
+            (&rows, &texts),
             &cal,
             &opts,
             &|done, total| {

@@ -135,7 +135,7 @@ pub fn vote(neighbours: &[Neighbour], cfg: &VoteConfig) -> Option<Verdict> {
             Label::Human
         },
     });
-    let note = disagreement(label, score, false, operating_point.as_ref(), used);
+    let note = disagreement(label, score, None, operating_point.as_ref(), used);
     Some(Verdict {
         note,
         classifier: None,
@@ -169,7 +169,7 @@ impl Verdict {
         self.note = disagreement(
             self.label,
             self.score,
-            true,
+            Some(p),
             self.operating_point.as_ref(),
             &self.neighbours,
         );
@@ -177,12 +177,12 @@ impl Verdict {
 }
 
 /// Explains, in words a moderator can read, a majority that the score or
-/// the operating point contradicts; `None` when they agree. `blended`: the
-/// score includes the classifier.
+/// the operating point contradicts; `None` when they agree. `classifier`:
+/// the classifier probability blended into the score, if any.
 fn disagreement(
     label: Label,
     score: f64,
-    blended: bool,
+    classifier: Option<f64>,
     op: Option<&OperatingVerdict>,
     used: &[Neighbour],
 ) -> Option<String> {
@@ -201,9 +201,7 @@ fn disagreement(
         "{votes} of the {} nearest references are {label}",
         used.len()
     );
-    let closer = if blended {
-        ": the score also weighs a word-level classifier fitted on every reference".to_owned()
-    } else if closest(other) > closest(label) {
+    let mut closer = if closest(other) > closest(label) {
         format!(
             ": the closest {other} reference is more similar ({:.3}) than the closest \
              {label} one ({:.3}), and the score weighs closeness",
@@ -213,6 +211,12 @@ fn disagreement(
     } else {
         String::new()
     };
+    if let Some(p) = classifier {
+        closer.push_str(&format!(
+            "; the score also weighs the word-level classifier fitted on every reference, \
+             which gives {p:.3}"
+        ));
+    }
     match op {
         Some(op) if op.label != label && op.label == Label::Human => Some(format!(
             "{majority}, but the score {score:.3} is below the threshold {:.3} that keeps \
@@ -227,7 +231,7 @@ fn disagreement(
         )),
         _ if (score >= 0.5) != (label == Label::Machine) => Some(format!(
             "{majority}, but the {} score {score:.3} leans {other}{closer}",
-            if blended {
+            if classifier.is_some() {
                 "blended"
             } else {
                 "similarity-weighted"

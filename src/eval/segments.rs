@@ -298,11 +298,12 @@ pub fn bench(
     seed: u64,
     encoder: &dyn Embed,
     tokenizer: &Tokenizer,
-    refs: &[VectorRow],
+    refs: (&[VectorRow], &[&str]),
     cal: &Calibration,
     opts: &EvalOptions,
     progress: &dyn Fn(u64, u64),
 ) -> Result<SegmentReport, EvalError> {
+    let (refs, ref_texts) = refs;
     let (mixed_cases, pure) = cases(records, n, seed);
     let plan = |cases: Vec<Case>| -> Result<Vec<(Case, Plan)>, EvalError> {
         cases
@@ -329,7 +330,10 @@ pub fn bench(
             .collect(),
         vectors,
     };
-    let verdicts = score(refs, &set, encoder.dim(), cal, opts)?;
+    // Windows are scored as the service scores them: the classifier
+    // blended in when it is on.
+    let mut verdicts = score(refs, &set, encoder.dim(), cal, opts)?;
+    super::blend(&mut verdicts, refs, ref_texts, &set.records, opts.blend);
     let mut scores = verdicts.iter().map(|v| v.score);
     let mut with_scores = |cases: Vec<(Case, Plan)>| -> Vec<(Case, Plan, Vec<f64>)> {
         cases
