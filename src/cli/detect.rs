@@ -161,8 +161,8 @@ impl Scorer<'_> {
             .zip(texts)
             .map(|(v, t)| {
                 let mut v = v.context("no references to vote")?;
-                if let Some((c, w)) = self.classifier {
-                    v.blend_classifier(c.predict(t), w);
+                if let Some((p, w)) = self.classifier.and_then(|(c, w)| Some((c.predict(t)?, w))) {
+                    v.blend_classifier(p, w);
                 }
                 Ok(v)
             })

@@ -185,7 +185,7 @@ pub fn calibrate_blended(
             Classifier::fit(&t, &l, &ClassifierConfig::default())
         })
         .flatten();
-    let p: Option<Vec<f64>> =
+    let p: Option<Vec<Option<f64>>> =
         model.map(|m| val.par_iter().map(|&(_, i)| m.predict(texts[i])).collect());
     let blend = p.as_deref().map(|p| (p, weight));
     Ok(calibrate(
@@ -244,13 +244,13 @@ pub async fn refresh(
 
 /// Calibrates from validation texts' neighbour lists (searched with at least
 /// the largest candidate k) and their true labels; `classifier`: each
-/// validation text's classifier probability and the weight it is blended
-/// into the score with.
+/// validation text's classifier probability (none: the vote's score alone)
+/// and the weight it is blended into the score with.
 pub fn calibrate(
     val: &[(Label, Vec<Neighbour>)],
     temperature: f64,
     target_fprs: &[f64],
-    classifier: Option<(&[f64], f64)>,
+    classifier: Option<(&[Option<f64>], f64)>,
 ) -> Calibration {
     let avg_rec_by_k: Vec<(usize, f64)> = K_CANDIDATES
         .iter()
@@ -274,8 +274,8 @@ pub fn calibrate(
         .filter(|(_, (l, _))| *l == Label::Human)
         .map(|(i, (_, nb))| {
             let s = weighted_score(&nb[..nb.len().min(k)], temperature);
-            match classifier {
-                Some((p, w)) => w * p[i] + (1.0 - w) * s,
+            match classifier.and_then(|(p, w)| Some((p[i]?, w))) {
+                Some((p, w)) => w * p + (1.0 - w) * s,
                 None => s,
             }
         })
@@ -367,7 +367,7 @@ mod tests {
         let val: Vec<(Label, Vec<Neighbour>)> = (0..100)
             .map(|_| (Label::Human, vec![n(0.9, Label::Machine); 60]))
             .collect();
-        let p = vec![0.0; 100];
+        let p = vec![Some(0.0); 100];
         let plain = calibrate(&val, 0.05, &[0.01], None);
         let blended = calibrate(&val, 0.05, &[0.01], Some((&p, 0.5)));
         assert_eq!(plain.classifier_weight, 0.0);

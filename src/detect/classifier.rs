@@ -240,15 +240,20 @@ impl Classifier {
         f
     }
 
-    /// Probability that `text` is machine-written.
-    pub fn predict(&self, text: &str) -> f64 {
-        let z = self
-            .features(&terms(text))
+    /// Probability that `text` is machine-written; `None` when no term of
+    /// the text is in the vocabulary (another language or script, say):
+    /// the model knows nothing about it.
+    pub fn predict(&self, text: &str) -> Option<f64> {
+        let f = self.features(&terms(text));
+        if f.is_empty() {
+            return None;
+        }
+        let z = f
             .iter()
             .map(|(i, v)| self.weights[*i as usize] * f64::from(*v))
             .sum::<f64>()
             + self.bias;
-        sigmoid(z)
+        Some(sigmoid(z))
     }
 
     /// Terms in the vocabulary.
@@ -419,12 +424,17 @@ mod tests {
         };
         let a = Classifier::fit(&texts, &labels, &cfg).expect("both labels");
         let b = Classifier::fit(&texts, &labels, &cfg).expect("both labels");
-        let m = a.predict("It is important to note that this comprehensive overview is essential.");
-        let h = a.predict("i dunno mate, kinda rubbish lol");
+        let m = a
+            .predict("It is important to note that this comprehensive overview is essential.")
+            .unwrap();
+        let h = a.predict("i dunno mate, kinda rubbish lol").unwrap();
+        // Nothing it has seen: no opinion.
+        assert_eq!(a.predict("Вчера вечером мы пили чай"), None);
         assert!(m > 0.5 && h < 0.5, "machine {m}, human {h}");
         assert_eq!(
             m,
             b.predict("It is important to note that this comprehensive overview is essential.")
+                .unwrap()
         );
         assert!(Classifier::fit(&texts[..4], &labels[..4], &cfg).is_none());
     }

@@ -169,12 +169,12 @@ impl Supervised {
     }
 
     /// Probabilities of machine authorship for `texts` (`None` before the
-    /// first fit).
+    /// first fit, and for a text with no term the classifier knows).
     pub fn predict(&self, texts: &[&str]) -> Vec<Option<f64>> {
         let f = self.current();
         texts
             .iter()
-            .map(|t| f.as_ref().map(|f| f.model.predict(t)))
+            .map(|t| f.as_ref().and_then(|f| f.model.predict(t)))
             .collect()
     }
 }

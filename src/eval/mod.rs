@@ -250,8 +250,10 @@ pub fn blend(
     let Some(model) = Classifier::fit(ref_texts, &labels, &ClassifierConfig::default()) else {
         return;
     };
-    let p: Vec<f64> = test.par_iter().map(|r| model.predict(&r.text)).collect();
+    let p: Vec<Option<f64>> = test.par_iter().map(|r| model.predict(&r.text)).collect();
     for (v, p) in verdicts.iter_mut().zip(p) {
-        v.blend_classifier(p, weight);
+        if let Some(p) = p {
+            v.blend_classifier(p, weight);
+        }
     }
 }

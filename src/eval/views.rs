@@ -106,7 +106,7 @@ fn avg_rec(
             queries
                 .par_iter()
                 .map(|&i| m.predict(texts[i]))
-                .collect::<Vec<f64>>()
+                .collect::<Vec<Option<f64>>>()
         })
     } else {
         None
@@ -117,7 +117,9 @@ fn avg_rec(
             let mut v = verdicts.clone();
             if let (Some(p), true) = (&p, weight > 0.0) {
                 for (v, p) in v.iter_mut().zip(p) {
-                    v.blend_classifier(*p, weight);
+                    if let Some(p) = p {
+                        v.blend_classifier(*p, weight);
+                    }
                 }
             }
             let s = summarize(&scored(&set.records, &v));
