@@ -95,6 +95,17 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             1e6 / r.texts_per_s,
             lexical.tag()
         );
+        if let Some((r, fit)) = classifier_row(path, args.mixed_count, reps)? {
+            println!(
+                "{:<6} {:<12} {:>10.1} texts/s {:>8.1} µs per text (one thread; fitted on them in {:.2} s)",
+                "clf",
+                format!("{} texts", r.texts),
+                r.texts_per_s,
+                1e6 / r.texts_per_s,
+                fit
+            );
+            rows.push(r);
+        }
     }
     if let Some(path) = &args.json {
         let report = serde_json::json!({
@@ -175,6 +186,41 @@ fn lexical_row(
         }
     });
     Ok(row("lexical", 0, 0, records.len(), 0, secs, 0))
+}
+
+/// The word-level classifier's probability over the same texts, on one
+/// thread, fitted on them (their labels); `None` when they hold one label
+/// only. Also returns the fit's seconds.
+fn classifier_row(
+    path: &std::path::Path,
+    count: usize,
+    reps: usize,
+) -> anyhow::Result<Option<(Row, f64)>> {
+    use crate::detect::classifier::{Classifier, ClassifierConfig};
+    use crate::store::Label;
+    let records = Reader::open(Some(path))?.next_chunk(count)?;
+    let labelled: Vec<(&str, Label)> = records
+        .iter()
+        .filter_map(|r| {
+            let label = r.object.as_ref()?.get("label")?.as_str()?;
+            Some((r.text.as_str(), label.parse::<Label>().ok()?))
+        })
+        .collect();
+    let (texts, labels): (Vec<&str>, Vec<Label>) = labelled.into_iter().unzip();
+    let started = std::time::Instant::now();
+    let Some(model) = Classifier::fit(&texts, &labels, &ClassifierConfig::default()) else {
+        return Ok(None);
+    };
+    let fit = started.elapsed().as_secs_f64();
+    let secs = median_secs(reps, || {
+        for t in &texts {
+            std::hint::black_box(model.predict(t));
+        }
+    });
+    Ok(Some((
+        row("classifier", 0, 0, texts.len(), 0, secs, 0),
+        fit,
+    )))
 }
 
 fn row(
