@@ -86,7 +86,7 @@ pub struct EvalArgs {
     pub alphas: Vec<f32>,
     /// Classifier weights compared by --choose-view (0: the vote alone).
     #[arg(long, value_delimiter = ',', default_value = "0")]
-    pub blends: Vec<f64>,
+    pub classifier_weights: Vec<f64>,
     /// Languages verdicts are given for (as `serve --languages`): scored
     /// texts in others abstain and count as not machine.
     #[arg(long, default_value = "eng")]
@@ -121,7 +121,7 @@ fn choose_view(
     let plan = ViewPlan {
         lexical_dims: &args.lexical_dims,
         alphas: &args.alphas,
-        blends: &args.blends,
+        blends: &args.classifier_weights,
         families: &args.leave_family_out,
         adapt_count: args.adapt_count,
         val_fraction: args.val_fraction,
