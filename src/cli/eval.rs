@@ -257,14 +257,7 @@ fn store_rows(db: &str, encoder: &Encoder) -> anyhow::Result<(Vec<VectorRow>, Ve
         }
         check_encoder(store.as_ref(), encoder.id()).await?;
         let rows = all_rows(store.as_ref()).await?;
-        let mut texts = std::collections::HashMap::new();
-        let mut after = 0;
-        loop {
-            let page = store.texts(after, 4096).await?;
-            let Some(last) = page.last() else { break };
-            after = last.0;
-            texts.extend(page);
-        }
+        let mut texts = crate::detect::supervised::texts(store.as_ref()).await?;
         let texts = rows
             .iter()
             .map(|r| texts.remove(&r.id).unwrap_or_default())

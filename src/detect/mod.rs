@@ -10,6 +10,7 @@ pub mod import;
 pub mod keys;
 pub mod language;
 pub mod live;
+mod logistic;
 mod references;
 pub mod seed;
 pub mod segments;

@@ -164,18 +164,16 @@ fn validate(
             .copied()
             .filter(|&i| !is_of(&rows[i], family))
             .collect();
-        for (u, a) in unseen.iter_mut().zip(avg_rec(
-            rows,
-            texts,
-            &kept,
-            &queries,
-            dim,
-            plan.blends,
-            opts,
-        )?) {
-            u.0 += a.0;
-            u.1 += a.1;
-        }
+        let add = |sum: &mut Vec<(f64, f64)>, scores: Vec<(f64, f64)>| {
+            for (s, a) in sum.iter_mut().zip(scores) {
+                s.0 += a.0;
+                s.1 += a.1;
+            }
+        };
+        add(
+            &mut unseen,
+            avg_rec(rows, texts, &kept, &queries, dim, plan.blends, opts)?,
+        );
         let mut of_family: Vec<(Vec<u8>, usize)> = refs
             .iter()
             .copied()
@@ -185,18 +183,10 @@ fn validate(
         of_family.sort_by(|a, b| a.0.cmp(&b.0));
         let mut with = kept;
         with.extend(of_family.into_iter().take(plan.adapt_count).map(|(_, i)| i));
-        for (d, a) in adapted.iter_mut().zip(avg_rec(
-            rows,
-            texts,
-            &with,
-            &queries,
-            dim,
-            plan.blends,
-            opts,
-        )?) {
-            d.0 += a.0;
-            d.1 += a.1;
-        }
+        add(
+            &mut adapted,
+            avg_rec(rows, texts, &with, &queries, dim, plan.blends, opts)?,
+        );
         folds += 1;
     }
     let n = folds.max(1) as f64;
