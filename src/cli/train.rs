@@ -45,6 +45,11 @@ pub struct TrainArgs {
     pub freeze_embeddings: bool,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Seed of the validation split (default: --seed). Continuing a trained
+    /// model with a new --seed draws new batches; keeping its split's seed
+    /// here keeps the texts it never trained on out of training.
+    #[arg(long)]
+    pub val_seed: Option<u64>,
     /// Share of the groups held out for validation.
     #[arg(long, default_value_t = 0.05)]
     pub val_fraction: f64,
@@ -95,6 +100,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         },
         freeze_embeddings: args.freeze_embeddings,
         seed: args.seed,
+        val_seed: args.val_seed,
         val_fraction: args.val_fraction,
         val_every: args.val_every,
         val_queries: args.val_queries,

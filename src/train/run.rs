@@ -35,6 +35,10 @@ pub struct TrainConfig {
     pub weights: LossWeights,
     pub freeze_embeddings: bool,
     pub seed: u64,
+    /// Seed of the validation split, when it differs from `seed` (a run
+    /// that continues a trained model on new batches keeps that model's
+    /// validation split).
+    pub val_seed: Option<u64>,
     pub val_fraction: f64,
     pub val_every: u64,
     /// Validation queries (from the held-out groups).
@@ -175,7 +179,7 @@ pub fn train(cfg: &TrainConfig, report: &mut dyn FnMut(Event)) -> Result<RunStat
     }
     tch::manual_seed(cfg.seed as i64);
     let ds = Dataset::load(&cfg.data)?;
-    let (train_idx, val_idx) = ds.split(cfg.val_fraction, cfg.seed);
+    let (train_idx, val_idx) = ds.split(cfg.val_fraction, cfg.val_seed.unwrap_or(cfg.seed));
     let files = registry::resolve(&cfg.encoder.model)?;
     let base = files
         .path("config.json")

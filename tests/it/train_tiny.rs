@@ -30,6 +30,7 @@ fn config(out: &std::path::Path, steps: u64) -> TrainConfig {
         weights: LossWeights::default(),
         freeze_embeddings: false,
         seed: 7,
+        val_seed: None,
         val_fraction: 0.2,
         val_every: 4,
         val_queries: 16,
