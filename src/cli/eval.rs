@@ -18,7 +18,7 @@ use crate::eval::views::{self, ViewPlan};
 use crate::eval::{load_set, plot, score, EvalOptions, LabelledSet, Report};
 use crate::index::IndexKind;
 use crate::store::VectorRow;
-use crate::train::checkpoint::TrainedOn;
+use crate::train::checkpoint::{held_out_of_model_dir, TrainedOn};
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {
@@ -78,6 +78,16 @@ pub struct EvalArgs {
     /// and name the best.
     #[arg(long)]
     pub choose_view: bool,
+    /// With --choose-view: domains left out of the references in turn
+    /// (comma-separated), each scored on its validation texts, then with
+    /// --adapt-count of its references added back.
+    #[arg(long, value_delimiter = ',', requires = "choose_view")]
+    pub leave_domain_out: Vec<String>,
+    /// Labelled texts that only validate --choose-view, never as
+    /// references (for example the training corpus): those in the
+    /// validation split are embedded and scored with the references' own.
+    #[arg(long, requires = "choose_view")]
+    pub val_from: Option<PathBuf>,
     /// Lexical dimensions compared by --choose-view (0: neural view alone).
     #[arg(long, value_delimiter = ',', default_value = "0,1024,2048,4096")]
     pub lexical_dims: Vec<usize>,
@@ -106,6 +116,7 @@ fn choose_view(
     encoder: &Styled<Encoder>,
     rows: &[VectorRow],
     texts: &[&str],
+    mut domains: Vec<Option<String>>,
 ) -> anyhow::Result<()> {
     anyhow::ensure!(
         !rows.is_empty(),
@@ -118,6 +129,59 @@ fn choose_view(
         cache_dir: None,
         ..EvalOptions::default()
     };
+    // A trained encoder validates on the texts its training held out.
+    let held = held_out_of_model_dir(&registry::resolve(&args.encoder.model)?.dir);
+    let group = |row: &VectorRow, text: &str| {
+        row.group
+            .clone()
+            .unwrap_or_else(|| crate::store::text_sha256(text))
+    };
+    let in_split = |row: &VectorRow, text: &str| match held {
+        Some(h) => h.contains(&group(row, text)),
+        None => views::in_validation(row, args.val_fraction),
+    };
+    let (mut rows, mut texts) = (rows.to_vec(), texts.to_vec());
+    let extra = match &args.val_from {
+        Some(path) => validation_texts(path, encoder.inner(), &texts, &in_split)?,
+        None => Vec::new(),
+    };
+    let references = rows.len();
+    let offset = rows.iter().map(|r| r.id).max().unwrap_or(0) + 1;
+    for (i, (row, text, domain)) in extra.iter().enumerate() {
+        rows.push(VectorRow {
+            id: offset + i as i64,
+            ..row.clone()
+        });
+        texts.push(text.as_str());
+        domains.push(domain.clone());
+    }
+    let validates: Vec<bool> = rows
+        .iter()
+        .zip(&texts)
+        .enumerate()
+        .map(|(i, (r, t))| i >= references || in_split(r, t))
+        .collect();
+    let split = |i: usize| validates[i];
+    let val_count = validates.iter().filter(|v| **v).count();
+    let split_name = match held {
+        Some(h) => format!(
+            "{val_count} texts held out of the encoder's training (seed {}, {:.0}% of groups)",
+            h.seed,
+            h.fraction * 100.0
+        ),
+        None => format!(
+            "{val_count} texts ({:.0}% of groups)",
+            args.val_fraction * 100.0
+        ),
+    };
+    eprintln!(
+        "validation: {split_name}, {} of them from {}",
+        extra.len(),
+        args.val_from
+            .as_deref()
+            .map_or("no other file".into(), |p| p.display().to_string())
+    );
+    let (rows, texts) = (rows.as_slice(), texts.as_slice());
     let plan = ViewPlan {
         lexical_dims: &args.lexical_dims,
         alphas: &args.alphas,
@@ -125,32 +189,87 @@ fn choose_view(
         families: &args.leave_family_out,
         adapt_count: args.adapt_count,
         val_fraction: args.val_fraction,
+        validation: Some(&split),
+        domains: &args.leave_domain_out,
+        domain_of: &domains,
     };
     let started = Instant::now();
     let candidates = views::choose(rows, texts, encoder.inner().dim(), &plan, &opts, &|c| {
+        let cell = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2}"));
         eprintln!(
-            "lexical {:>5} alpha {:.2} classifier {:.2}: in-distribution {:.2}, unseen {:.2}, added {:.2}, AUROC {:.4} ({:.0} s)",
+            "lexical {:>5} alpha {:.2} classifier {:.2}: in-distribution {:.2}, unseen family {}, added {}, unseen domain {}, added {}, mean {:.2}, AUROC {:.4} ({:.0} s)",
             c.lexical_dim,
             c.alpha,
             c.blend,
             c.in_distribution,
-            c.unseen,
-            c.adapted,
+            cell(c.unseen),
+            cell(c.adapted),
+            cell(c.new_domain),
+            cell(c.domain_added),
+            c.mean,
             c.auroc,
             started.elapsed().as_secs_f64()
         )
     })?;
     let md = format!(
-        "Style views of {} on a validation split of {} references \
-         (families left out: {}; {} added back)\n\n{}",
+        "Style views of {} on {} references; validation: {split_name} \
+         (families left out: {}; domains left out: {}; {} added back)\n\n{}",
         encoder.inner().id(),
-        rows.len(),
+        references,
         args.leave_family_out.join(", "),
+        if args.leave_domain_out.is_empty() {
+            "none".to_owned()
+        } else {
+            args.leave_domain_out.join(", ")
+        },
         args.adapt_count,
         views::markdown(&candidates)
     );
     println!("{md}");
     write_reports(args, &candidates, &md)
+}
+
+/// The texts of `path` in the validation split (`in_split`) that are not
+/// already among the references, with their neural vectors.
+fn validation_texts(
+    path: &std::path::Path,
+    encoder: &Encoder,
+    texts: &[&str],
+    in_split: &dyn Fn(&VectorRow, &str) -> bool,
+) -> anyhow::Result<Vec<(VectorRow, String, Option<String>)>> {
+    let known: std::collections::HashSet<String> =
+        texts.iter().map(|t| crate::store::text_sha256(t)).collect();
+    let mut picked: Vec<(VectorRow, String, Option<String>)> = read_records(path)?
+        .into_iter()
+        .filter(|r| !known.contains(&crate::store::text_sha256(&r.text)))
+        .map(|r| {
+            let row = VectorRow {
+                id: 0,
+                label: r.label,
+                model: r.model,
+                family: r.family,
+                source: r.source,
+                group: Some(
+                    r.group
+                        .unwrap_or_else(|| crate::store::text_sha256(&r.text)),
+                ),
+                embedding: Vec::new(),
+            };
+            (row, r.text, r.domain)
+        })
+        .filter(|(row, text, _)| in_split(row, text))
+        .collect();
+    let bar = progress(Some(picked.len() as u64), "validation texts embedded");
+    for chunk in picked.chunks_mut(256) {
+        let batch: Vec<&str> = chunk.iter().map(|(_, t, _)| t.as_str()).collect();
+        let vectors = encoder.embed(&batch)?;
+        for ((row, _, _), v) in chunk.iter_mut().zip(vectors) {
+            row.embedding = v;
+        }
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    Ok(picked)
 }
 
 /// Writes the JSON report and the Markdown tables where asked.
@@ -241,9 +360,11 @@ fn load(
     Ok(set)
 }
 
+type Labelled = (Vec<VectorRow>, Vec<String>, Vec<Option<String>>);
+
 /// The active references of a store (seeded with the defaults if empty) in
-/// `encoder`'s neural space, with their texts.
-fn store_rows(db: &str, encoder: &Encoder) -> anyhow::Result<(Vec<VectorRow>, Vec<String>)> {
+/// `encoder`'s neural space, with their texts and (if `domains`) domains.
+fn store_rows(db: &str, encoder: &Encoder, domains: bool) -> anyhow::Result<Labelled> {
     runtime()?.block_on(async {
         let store = open_store(&StoreArgs { db: db.to_owned() }).await?;
         let seeded = seed::if_empty(
@@ -262,8 +383,14 @@ fn store_rows(db: &str, encoder: &Encoder) -> anyhow::Result<(Vec<VectorRow>, Ve
             .iter()
             .map(|r| texts.remove(&r.id).unwrap_or_default())
             .collect();
+        let mut domain_of = Vec::new();
+        if domains {
+            for r in &rows {
+                domain_of.push(store.get(r.id).await?.and_then(|r| r.domain));
+            }
+        }
         eprintln!("store {}: {} references", redact(db), rows.len());
-        Ok((rows, texts))
+        Ok((rows, texts, domain_of))
     })
 }
 
@@ -273,8 +400,9 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     let encoder = args.encoder.load()?;
     let cache = (!args.no_cache).then_some(args.cache.as_path());
     let started = Instant::now();
-    let (mut rows, mut texts) = match &args.db {
-        Some(db) => store_rows(db, encoder.inner())?,
+    let with_domains = args.choose_view && !args.leave_domain_out.is_empty();
+    let (mut rows, mut texts, mut domains) = match &args.db {
+        Some(db) => store_rows(db, encoder.inner(), with_domains)?,
         None => Default::default(),
     };
     for path in &args.refs {
@@ -284,11 +412,14 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
             r.id += offset;
             r
         }));
+        if with_domains {
+            domains.extend(set.records.iter().map(|r| r.domain.clone()));
+        }
         texts.extend(set.records.into_iter().map(|r| r.text));
     }
     let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
     if args.choose_view {
-        return choose_view(args, &encoder, &rows, &texts);
+        return choose_view(args, &encoder, &rows, &texts, domains);
     }
     let view = encoder.view();
     let fused = view.finish(&texts, rows.iter().map(|r| r.embedding.clone()).collect());

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use tch::nn::VarStore;
 
+use super::data::HeldOut;
 use super::TrainError;
 
 /// What a run has done so far; `state.json` in each checkpoint.
@@ -61,6 +62,18 @@ impl TrainedOn {
             Self::Unrecorded => None,
         }
     }
+}
+
+/// The validation split the encoder's last training run held out (from
+/// `training.json` or `state.json` beside its weights), if it recorded one.
+/// A model trained in several runs keeps one split across them
+/// (`train --val-seed`), so the last run's split is every run's.
+pub fn held_out_of_model_dir(dir: &Path) -> Option<HeldOut> {
+    let text = ["training.json", "state.json"]
+        .iter()
+        .find_map(|f| std::fs::read_to_string(dir.join(f)).ok())?;
+    let state: RunState = serde_json::from_str(&text).ok()?;
+    HeldOut::of_config(&state.config)
 }
 
 fn write_err(p: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {

@@ -82,11 +82,91 @@ impl Dataset {
     /// Indices of (training, validation) examples: whole groups go to
     /// validation by a seeded hash until it holds `fraction` of the data.
     pub fn split(&self, fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
-        let rank = |g: &str| {
-            let d = Sha256::digest(format!("{seed}|{g}"));
-            u64::from_le_bytes(d[..8].try_into().expect("8 bytes"))
+        let held = HeldOut { seed, fraction };
+        (0..self.examples.len()).partition(|&i| !held.contains(&self.examples[i].group))
+    }
+}
+
+/// The groups a training run held out for validation: a text of such a
+/// group was never a training text of the encoder, so it can validate
+/// choices made on top of that encoder without flattering it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HeldOut {
+    pub seed: u64,
+    pub fraction: f64,
+}
+
+impl HeldOut {
+    pub fn contains(&self, group: &str) -> bool {
+        let d = Sha256::digest(format!("{}|{group}", self.seed));
+        let rank = u64::from_le_bytes(d[..8].try_into().expect("8 bytes"));
+        let cut = (self.fraction.clamp(0.0, 1.0) * u64::MAX as f64) as u64;
+        rank < cut
+    }
+
+    /// The split recorded by a run's configuration (`val_seed`, else
+    /// `seed`, and `val_fraction`), if it has one.
+    pub fn of_config(config: &serde_json::Value) -> Option<Self> {
+        let seed = config
+            .get("val_seed")
+            .and_then(serde_json::Value::as_u64)
+            .or_else(|| config.get("seed")?.as_u64())?;
+        let fraction = config.get("val_fraction")?.as_f64()?;
+        Some(Self { seed, fraction })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dataset(groups: &[&str]) -> Dataset {
+        Dataset {
+            examples: groups
+                .iter()
+                .map(|g| Example {
+                    text: format!("text of {g}"),
+                    label: HUMAN,
+                    model: 0,
+                    family: 0,
+                    group: (*g).to_owned(),
+                })
+                .collect(),
+            models: vec!["human".into()],
+            families: vec!["human".into()],
+        }
+    }
+
+    #[test]
+    fn held_out_is_the_training_validation_split() {
+        let groups: Vec<String> = (0..2000).map(|i| format!("g{i}")).collect();
+        let refs: Vec<&str> = groups.iter().map(String::as_str).collect();
+        let ds = dataset(&refs);
+        let (train, val) = ds.split(0.05, 42);
+        let held = HeldOut {
+            seed: 42,
+            fraction: 0.05,
         };
-        let cut = (fraction.clamp(0.0, 1.0) * u64::MAX as f64) as u64;
-        (0..self.examples.len()).partition(|&i| rank(&self.examples[i].group) >= cut)
+        assert!(val.iter().all(|&i| held.contains(&ds.examples[i].group)));
+        assert!(train.iter().all(|&i| !held.contains(&ds.examples[i].group)));
+        // About 5% of the groups, and another seed holds out others.
+        assert!((60..140).contains(&val.len()), "{} held out", val.len());
+        let (_, other) = ds.split(0.05, 43);
+        assert_ne!(val, other);
+    }
+
+    #[test]
+    fn held_out_split_is_read_from_a_run_configuration() {
+        let cfg = serde_json::json!({"seed": 43, "val_seed": 42, "val_fraction": 0.05});
+        assert_eq!(
+            HeldOut::of_config(&cfg),
+            Some(HeldOut {
+                seed: 42,
+                fraction: 0.05
+            })
+        );
+        let cfg = serde_json::json!({"seed": 7, "val_seed": null, "val_fraction": 0.1});
+        assert_eq!(HeldOut::of_config(&cfg).map(|h| h.seed), Some(7));
+        assert_eq!(HeldOut::of_config(&serde_json::json!({"seed": 7})), None);
     }
 }
