@@ -101,6 +101,11 @@ pub struct EvalArgs {
     /// texts in others abstain and count as not machine.
     #[arg(long, default_value = "eng")]
     pub languages: String,
+    /// Calibrate on a share of all reference groups even where the
+    /// references hold enough texts the encoder's training held out (to
+    /// measure what validating on unseen texts changes).
+    #[arg(long)]
+    pub no_held_out: bool,
     /// The segment benchmark instead of whole texts: this many mixed texts
     /// built from --test (and as many pure human ones), read in windows
     /// as `POST /detect` with `segments` does.
@@ -442,6 +447,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         max_val: args.max_val,
         cache_dir: cache.map(PathBuf::from),
         blend: args.index.classifier_weight()?,
+        held_out: encoder.held_out().filter(|_| !args.no_held_out),
         ..EvalOptions::default()
     };
     if !args.leave_family_out.is_empty() {
@@ -449,8 +455,14 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     }
     let cal = opts.calibrate(&rows, &texts, encoder.dim())?;
     eprintln!(
-        "calibrated on {} validation texts: k = {}",
-        cal.validation_size, cal.k
+        "calibrated on {} validation texts{}: k = {}",
+        cal.validation_size,
+        if cal.held_out {
+            " held out of the encoder's training"
+        } else {
+            ""
+        },
+        cal.k
     );
     if args.segments > 0 {
         let bar = progress(None, "windows embedded");

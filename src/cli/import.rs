@@ -77,6 +77,7 @@ pub fn run(args: &ImportArgs) -> anyhow::Result<()> {
                 &rows,
                 kind,
                 args.index.classifier_weight()?,
+                encoder.held_out(),
             )
             .await?
             {

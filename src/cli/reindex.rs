@@ -46,6 +46,7 @@ pub fn run(args: &ReindexArgs) -> anyhow::Result<()> {
             &rows,
             args.index.kind(rows.len())?,
             args.index.classifier_weight()?,
+            encoder.held_out(),
         )
         .await?;
         eprintln!(

@@ -4,6 +4,14 @@
 //! Validation texts are searched against the references *without* the
 //! validation split, with the largest candidate k; every smaller k reuses
 //! the prefix of the same neighbour lists.
+//!
+//! A trained encoder has seen most reference texts (the shipped references
+//! are a sample of its training corpus): validated on those, k is chosen
+//! and the thresholds are set for texts it knows, and a threshold meant to
+//! accuse 1% of human texts accuses several times more of texts it never
+//! saw. So where the references hold enough texts of the groups its
+//! training held out ([`crate::encoder::Embed::held_out`]), those are the
+//! validation split.
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -11,6 +19,7 @@ use sha2::{Digest, Sha256};
 use super::classifier::{Classifier, ClassifierConfig};
 use super::vote::{vote, weighted_score, Neighbour, OperatingPoint, VoteConfig};
 use super::{DetectError, References};
+use crate::encoder::HeldOut;
 use crate::index::IndexKind;
 use crate::store::{Label, Store, VectorRow};
 use crate::vocab::EncoderId;
@@ -34,6 +43,14 @@ pub struct Calibration {
     /// thresholds were chosen on (0: the vote's score alone).
     #[serde(default)]
     pub classifier_weight: f64,
+    /// The held-out split asked for (the encoder's), whether or not the
+    /// references held enough of it.
+    #[serde(default)]
+    pub held_out_split: Option<HeldOut>,
+    /// Whether the validation texts were those held out of the encoder's
+    /// training (else a share of all reference groups).
+    #[serde(default)]
+    pub held_out: bool,
 }
 
 impl Calibration {
@@ -115,7 +132,13 @@ pub struct CalibrationOptions {
     pub max_val: usize,
     pub target_fprs: Vec<f64>,
     pub temperature: f64,
+    /// The groups the encoder's training held out: validate on those when
+    /// the references hold at least [`MIN_HELD_OUT`] of each label.
+    pub held_out: Option<HeldOut>,
 }
+
+/// Fewest held-out texts of each label the held-out validation needs.
+pub const MIN_HELD_OUT: usize = 200;
 
 impl Default for CalibrationOptions {
     fn default() -> Self {
@@ -125,6 +148,7 @@ impl Default for CalibrationOptions {
             max_val: 3000,
             target_fprs: vec![0.01, 0.05],
             temperature: 0.05,
+            held_out: None,
         }
     }
 }
@@ -158,16 +182,19 @@ pub fn calibrate_blended(
 ) -> Result<Calibration, DetectError> {
     let threshold = (opts.val_fraction.clamp(0.0, 1.0) * u64::MAX as f64) as u64;
     let ranks: Vec<u64> = rows.iter().map(validation_rank).collect();
-    let mut val: Vec<(u64, usize)> = ranks
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| **r < threshold)
-        .map(|(i, r)| (*r, i))
+    let held = held_out_rows(rows, opts.held_out);
+    let in_val = |i: usize| match &held {
+        Some(h) => h[i],
+        None => ranks[i] < threshold,
+    };
+    let mut val: Vec<(u64, usize)> = (0..rows.len())
+        .filter(|&i| in_val(i))
+        .map(|i| (ranks[i], i))
         .collect();
     val.sort_unstable();
     val.truncate(opts.max_val);
     // Whole groups leave the reference side, even past the cap.
-    let rest_at: Vec<usize> = (0..rows.len()).filter(|&i| ranks[i] >= threshold).collect();
+    let rest_at: Vec<usize> = (0..rows.len()).filter(|&i| !in_val(i)).collect();
     let rest: Vec<VectorRow> = rest_at.iter().map(|&i| rows[i].clone()).collect();
     let index = References::new(opts.index, dim, rest.len());
     for chunk in rest.chunks(8192) {
@@ -188,12 +215,28 @@ pub fn calibrate_blended(
     let p: Option<Vec<Option<f64>>> =
         model.map(|m| val.par_iter().map(|&(_, i)| m.predict(texts[i])).collect());
     let blend = p.as_deref().map(|p| (p, weight));
-    Ok(calibrate(
-        &found,
-        opts.temperature,
-        &opts.target_fprs,
-        blend,
-    ))
+    Ok(Calibration {
+        held_out_split: opts.held_out,
+        held_out: held.is_some(),
+        ..calibrate(&found, opts.temperature, &opts.target_fprs, blend)
+    })
+}
+
+/// Which rows are of the groups `split` holds out, if at least
+/// [`MIN_HELD_OUT`] of each label are.
+fn held_out_rows(rows: &[VectorRow], split: Option<HeldOut>) -> Option<Vec<bool>> {
+    let split = split?;
+    let held: Vec<bool> = rows
+        .iter()
+        .map(|r| r.group.as_deref().is_some_and(|g| split.contains(g)))
+        .collect();
+    let count = |l: Label| {
+        rows.iter()
+            .zip(&held)
+            .filter(|(r, h)| **h && r.label == l)
+            .count()
+    };
+    (count(Label::Human) >= MIN_HELD_OUT && count(Label::Machine) >= MIN_HELD_OUT).then_some(held)
 }
 
 /// The calibration stored for `encoder`, if any (one that no longer parses
@@ -218,12 +261,14 @@ pub async fn refresh(
     rows: &[VectorRow],
     kind: IndexKind,
     classifier_weight: f64,
+    held_out: Option<HeldOut>,
 ) -> Result<Option<Calibration>, DetectError> {
     if rows.len() < 20 {
         return Ok(None);
     }
     let opts = CalibrationOptions {
         index: kind,
+        held_out,
         ..CalibrationOptions::default()
     };
     let texts = match classifier_weight > 0.0 {
@@ -303,6 +348,8 @@ pub fn calibrate(
         avg_rec_by_k,
         validation_size: val.len(),
         classifier_weight: weight,
+        held_out_split: None,
+        held_out: false,
     }
 }
 
@@ -378,5 +425,63 @@ mod tests {
         );
         // Every blended human score is half the plain one.
         assert!(t1 < t0 && (t1 - 0.5 * weighted_score(&val[0].1[..plain.k], 0.05)).abs() < 1e-9);
+    }
+
+    fn rows(n: usize) -> Vec<VectorRow> {
+        (0..n)
+            .map(|i| {
+                let label = if i % 2 == 0 {
+                    Label::Human
+                } else {
+                    Label::Machine
+                };
+                let mut v = vec![0.1 * ((i * 7) % 5) as f32, 0.1 * ((i * 3) % 7) as f32, 0.0];
+                v[i % 2] += 1.0;
+                let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+                VectorRow {
+                    id: i as i64,
+                    label,
+                    model: None,
+                    family: None,
+                    source: None,
+                    group: Some(format!("g{i}")),
+                    embedding: v.iter().map(|x| x / norm).collect(),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn validates_on_the_encoders_held_out_groups_when_there_are_enough() {
+        let rows = rows(2000);
+        let opts = |held_out| CalibrationOptions {
+            index: IndexKind::Exact,
+            held_out,
+            ..CalibrationOptions::default()
+        };
+        let split = HeldOut {
+            seed: 42,
+            fraction: 0.3,
+        };
+        let held = rows
+            .iter()
+            .filter(|r| split.contains(r.group.as_deref().unwrap()))
+            .count();
+        let cal = calibrate_on(&rows, 3, &opts(Some(split))).unwrap();
+        assert!(cal.held_out);
+        assert_eq!(cal.held_out_split, Some(split));
+        assert_eq!(cal.validation_size, held);
+        // Too few held-out texts of a label: a share of all groups instead,
+        // and the calibration says which split it asked for.
+        let few = HeldOut {
+            seed: 42,
+            fraction: 0.05,
+        };
+        let cal = calibrate_on(&rows, 3, &opts(Some(few))).unwrap();
+        assert!(!cal.held_out);
+        assert_eq!(cal.held_out_split, Some(few));
+        let plain = calibrate_on(&rows, 3, &opts(None)).unwrap();
+        assert_eq!(cal.validation_size, plain.validation_size);
+        assert!(!plain.held_out && plain.held_out_split.is_none());
     }
 }

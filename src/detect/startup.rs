@@ -105,18 +105,27 @@ pub async fn open(
         }
     };
     // A calibration for another classifier weight chose its thresholds on
-    // other scores: calibrated again.
-    let calibration = match calibrate::stored(store, encoder.id())
-        .await?
-        .filter(|c| c.classifier_weight == classifier_weight)
-    {
+    // other scores, and one made without the encoder's held-out split on
+    // texts the encoder knows: calibrated again.
+    let calibration = match calibrate::stored(store, encoder.id()).await?.filter(|c| {
+        c.classifier_weight == classifier_weight && c.held_out_split == encoder.held_out()
+    }) {
         Some(c) => Some(c),
         None => {
             let rows = match rows {
                 Some(r) => r,
                 None => super::live::all_rows(store).await?,
             };
-            calibrate::refresh(store, encoder.id(), dim, &rows, kind, classifier_weight).await?
+            calibrate::refresh(
+                store,
+                encoder.id(),
+                dim,
+                &rows,
+                kind,
+                classifier_weight,
+                encoder.held_out(),
+            )
+            .await?
         }
     };
     Ok(Opened {

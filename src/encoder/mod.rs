@@ -80,6 +80,7 @@ pub enum EncoderError {
     Torch(#[from] tch::TchError),
 }
 
+pub use crate::train::data::HeldOut;
 pub use crate::vocab::EncoderId;
 
 /// What the rest of the service needs from an encoder.
@@ -94,6 +95,13 @@ pub trait Embed {
     /// cached for it can be reused); this encoder's own otherwise.
     fn base(&self) -> (&EncoderId, usize) {
         (self.id(), self.dim())
+    }
+
+    /// The groups the encoder's training held out for validation, if it
+    /// was trained here and recorded them: calibration validates on those
+    /// texts, which the encoder never saw.
+    fn held_out(&self) -> Option<HeldOut> {
+        None
     }
 
     /// Turns the base vectors of `texts` into this encoder's vectors.
@@ -119,6 +127,7 @@ pub struct Encoder {
     precision: Precision,
     /// Name of the model files (the identity's name with one window).
     base_name: String,
+    held_out: Option<HeldOut>,
 }
 
 impl Encoder {
@@ -204,6 +213,7 @@ impl Encoder {
             max_batch: cfg.max_batch,
             precision: Precision::Fp32,
             base_name: files.name.clone(),
+            held_out: crate::train::checkpoint::held_out_of_model_dir(&files.dir),
         };
         encoder.set_windows(cfg.windows)?;
         encoder.apply_precision(precision)?;
@@ -393,6 +403,10 @@ impl Embed for Encoder {
 
     fn dim(&self) -> usize {
         self.config.hidden_size as usize
+    }
+
+    fn held_out(&self) -> Option<HeldOut> {
+        self.held_out
     }
 
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EncoderError> {

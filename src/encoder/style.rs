@@ -151,6 +151,10 @@ impl<E: Embed> Embed for Styled<E> {
     fn finish(&self, texts: &[&str], base: Vec<Vec<f32>>) -> Vec<Vec<f32>> {
         self.view.finish(texts, base)
     }
+
+    fn held_out(&self) -> Option<super::HeldOut> {
+        self.inner.held_out()
+    }
 }
 
 #[cfg(test)]

@@ -67,6 +67,9 @@ pub struct EvalOptions {
     /// Weight of the reference-fitted classifier in the score (0: the vote
     /// alone).
     pub blend: f64,
+    /// The encoder's held-out split: calibration validates on it where the
+    /// references hold enough of it.
+    pub held_out: Option<crate::encoder::HeldOut>,
 }
 
 impl Default for EvalOptions {
@@ -80,6 +83,7 @@ impl Default for EvalOptions {
             temperature: 0.05,
             cache_dir: Some(PathBuf::from(".cache/embeddings")),
             blend: 0.0,
+            held_out: None,
         }
     }
 }
@@ -210,6 +214,7 @@ impl EvalOptions {
             max_val: self.max_val,
             target_fprs: self.target_fprs.clone(),
             temperature: self.temperature,
+            held_out: self.held_out,
         }
     }
 }

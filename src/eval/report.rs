@@ -170,9 +170,17 @@ impl Report {
                 self.abstained
             );
         }
+        let validation = if self.calibration.held_out {
+            format!(
+                "from {} validation texts held out of the encoder's training",
+                self.calibration.validation_size
+            )
+        } else {
+            format!("from {} validation texts", self.calibration.validation_size)
+        };
         for op in &self.operating_points {
             out += &format!(
-                "Operating point for {:.0}% FPR (threshold {:.4}, from validation): measured FPR {:.2}%, TPR {:.2}%.\n",
+                "Operating point for {:.0}% FPR (threshold {:.4}, {validation}): measured FPR {:.2}%, TPR {:.2}%.\n",
                 op.target_fpr * 100.0,
                 op.threshold,
                 op.fpr * 100.0,

@@ -348,9 +348,8 @@ pub fn choose(
                 .collect();
             let scores = validate(&rows, texts, view.dim(neural_dim), plan, opts)?;
             for (b, &blend) in plan.blends.iter().enumerate() {
-                let pair = |v: &Option<(PerWeight, PerWeight)>| {
-                    v.as_ref().map(|(l, a)| (l[b], a[b]))
-                };
+                let pair =
+                    |v: &Option<(PerWeight, PerWeight)>| v.as_ref().map(|(l, a)| (l[b], a[b]));
                 let (family, domain) = (pair(&scores.families), pair(&scores.domains));
                 let mut measured = vec![scores.in_distribution[b]];
                 for (l, a) in family.iter().chain(&domain) {

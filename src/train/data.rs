@@ -90,7 +90,7 @@ impl Dataset {
 /// The groups a training run held out for validation: a text of such a
 /// group was never a training text of the encoder, so it can validate
 /// choices made on top of that encoder without flattering it.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct HeldOut {
     pub seed: u64,
     pub fraction: f64,
