@@ -20,7 +20,7 @@ pub struct StoreArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct IndexArgs {
-    /// exact, hnsw, or auto (exact below 10,000 references).
+    /// exact, hnsw, or auto (exact below 50,000 references).
     #[arg(long, env = "DETECTIVE_INDEX", default_value = "auto")]
     pub index: String,
     /// Use exact search (same as --index exact).
@@ -65,7 +65,7 @@ impl IndexArgs {
         match (self.exact, self.index.as_str()) {
             (true, _) | (false, "exact") => Ok(IndexKind::Exact),
             (false, "hnsw") => Ok(hnsw),
-            (false, "auto") if references < 10_000 => Ok(IndexKind::Exact),
+            (false, "auto") if references < 50_000 => Ok(IndexKind::Exact),
             (false, "auto") => Ok(hnsw),
             (false, other) => anyhow::bail!("--index must be exact, hnsw or auto, not {other:?}"),
         }

@@ -128,6 +128,20 @@ pub async fn open(
             .await?
         }
     };
+    if let Some(c) = &calibration {
+        tracing::info!(
+            k = c.k,
+            validation = c.validation_size,
+            held_out = c.held_out,
+            "calibrated on {} validation texts{}",
+            c.validation_size,
+            if c.held_out {
+                " held out of the encoder's training"
+            } else {
+                ""
+            }
+        );
+    }
     Ok(Opened {
         refs,
         kind,
