@@ -435,7 +435,7 @@ mod tests {
                 } else {
                     Label::Machine
                 };
-                let mut v = vec![0.1 * ((i * 7) % 5) as f32, 0.1 * ((i * 3) % 7) as f32, 0.0];
+                let mut v = [0.1 * ((i * 7) % 5) as f32, 0.1 * ((i * 3) % 7) as f32, 0.0];
                 v[i % 2] += 1.0;
                 let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
                 VectorRow {
