@@ -38,6 +38,12 @@ pub struct BenchIndexArgs {
     /// --dim) and report load time, memory and recall.
     #[arg(long)]
     pub load: Option<PathBuf>,
+    /// Real vectors instead of synthetic ones: `detective embed` output
+    /// (JSONL with `embedding`); every 20th line is a query (up to
+    /// --queries), never stored, the rest are stored (--n and --dim are
+    /// taken from the file).
+    #[arg(long, conflicts_with_all = ["snapshot", "load"])]
+    pub vectors: Option<PathBuf>,
 }
 
 impl BenchIndexArgs {
@@ -180,6 +186,42 @@ fn median_per_query(index: &dyn VectorIndex, queries: &[Vec<f32>], k: usize) -> 
     times[times.len() / 2]
 }
 
+/// Stored vectors and queries.
+type Vectors = (Vec<Vec<f32>>, Vec<Vec<f32>>);
+
+/// Stored vectors and queries read from `detective embed` output.
+fn real_vectors(path: &Path, queries: usize) -> anyhow::Result<Vectors> {
+    #[derive(serde::Deserialize)]
+    struct Line {
+        embedding: Vec<f32>,
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let (mut data, mut asked) = (Vec::new(), Vec::new());
+    for (i, line) in text.lines().filter(|l| !l.trim().is_empty()).enumerate() {
+        let v = serde_json::from_str::<Line>(line)
+            .map_err(|e| anyhow::anyhow!("{}: line {}: {e}", path.display(), i + 1))?
+            .embedding;
+        if i % 20 == 19 && asked.len() < queries {
+            asked.push(v);
+        } else {
+            data.push(v);
+        }
+    }
+    let dim = data.first().map_or(0, Vec::len);
+    anyhow::ensure!(
+        dim > 0 && !asked.is_empty(),
+        "{}: too few vectors",
+        path.display()
+    );
+    anyhow::ensure!(
+        data.iter().chain(&asked).all(|v| v.len() == dim),
+        "{}: vectors of different lengths",
+        path.display()
+    );
+    Ok((data, asked))
+}
+
 pub fn run(args: &BenchIndexArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
         args.n > 0 && args.queries > 0 && args.k > 0,
@@ -191,17 +233,21 @@ pub fn run(args: &BenchIndexArgs) -> anyhow::Result<()> {
     if let Some(dir) = &args.load {
         return load_snapshot(args, dir);
     }
-    let (data, queries) = args.data();
+    let (data, queries) = match &args.vectors {
+        Some(path) => real_vectors(path, args.queries)?,
+        None => args.data(),
+    };
+    let (n, dim) = (data.len(), data[0].len());
     let refs: Vec<&[f32]> = data.iter().map(Vec::as_slice).collect();
     let params = args.params();
     let rss_before = peak_rss_mib();
     let t = Instant::now();
-    let hnsw = HnswIndex::new(args.dim, args.n, params);
+    let hnsw = HnswIndex::new(dim, n, params);
     hnsw.add(&refs);
     let build_hnsw = t.elapsed().as_secs_f64();
     let rss_hnsw = peak_rss_mib().saturating_sub(rss_before);
     let t = Instant::now();
-    let exact = ExactIndex::new(args.dim);
+    let exact = ExactIndex::new(dim);
     exact.add(&refs);
     let build_exact = t.elapsed().as_secs_f64();
     let q_hnsw = median_per_query(&hnsw, &queries, args.k);
@@ -214,7 +260,7 @@ pub fn run(args: &BenchIndexArgs) -> anyhow::Result<()> {
     println!("|---|---|---|---|---|---|");
     println!(
         "| exact | {} | {:.2} | {:.3} | 1.0x | 1.0000 |",
-        args.n,
+        n,
         build_exact,
         q_exact * 1e3
     );
@@ -223,7 +269,7 @@ pub fn run(args: &BenchIndexArgs) -> anyhow::Result<()> {
         params.m,
         params.ef_construction,
         params.ef_search,
-        args.n,
+        n,
         build_hnsw,
         q_hnsw * 1e3,
         q_exact / q_hnsw,
@@ -231,9 +277,9 @@ pub fn run(args: &BenchIndexArgs) -> anyhow::Result<()> {
     );
     println!(
         "\nHNSW memory: {rss_hnsw} MiB peak RSS growth for {} vectors ({:.0} MiB per 100k; raw vectors alone are {:.0} MiB per 100k)",
-        args.n,
-        rss_hnsw as f64 * 100_000.0 / args.n as f64,
-        (args.dim * 4 * 100_000) as f64 / (1024.0 * 1024.0)
+        n,
+        rss_hnsw as f64 * 100_000.0 / n as f64,
+        (dim * 4 * 100_000) as f64 / (1024.0 * 1024.0)
     );
     Ok(())
 }

@@ -34,3 +34,50 @@ fn incremental_adds_are_searchable_at_once() {
         assert!((hit.similarity - 1.0).abs() < 1e-5, "slot {slot}: {hit:?}");
     }
 }
+
+/// `bench-index --vectors` measures recall on vectors from a file (as
+/// `detective embed` writes them): every 20th line is a query, never
+/// stored; a malformed line is a one-line error naming it.
+#[test]
+fn bench_index_reads_real_vectors_from_embed_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vectors.jsonl");
+    let data = synthetic::clustered(400, 8, 10, 0.3, 5);
+    let lines: Vec<String> = data
+        .iter()
+        .map(|v| serde_json::json!({ "text": "t", "embedding": v }).to_string())
+        .collect();
+    std::fs::write(&path, lines.join("\n")).unwrap();
+    let out = std::process::Command::new(crate::common::bin())
+        .args(["bench-index", "--vectors"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    // 20 queries held out of 400 lines: 380 stored, at 8 dimensions.
+    let hnsw = stdout
+        .lines()
+        .find(|l| l.starts_with("| hnsw"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(hnsw.contains("| 380 |"), "{hnsw}");
+    let recall: f64 = hnsw
+        .trim_end_matches('|')
+        .rsplit('|')
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(recall > 0.9 && recall <= 1.0, "{hnsw}");
+
+    std::fs::write(&path, format!("{}\nnot json\n", lines[0])).unwrap();
+    let out = std::process::Command::new(crate::common::bin())
+        .args(["bench-index", "--vectors"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("line 2"), "{stderr}");
+}
