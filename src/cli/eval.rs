@@ -18,7 +18,7 @@ use crate::eval::views::{self, ViewPlan};
 use crate::eval::{load_set, plot, score, EvalOptions, LabelledSet, Report};
 use crate::index::IndexKind;
 use crate::store::VectorRow;
-use crate::train::checkpoint::{held_out_of_model_dir, TrainedOn};
+use crate::train::checkpoint::TrainedOn;
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {
@@ -135,7 +135,7 @@ fn choose_view(
         ..EvalOptions::default()
     };
     // A trained encoder validates on the texts its training held out.
-    let held = held_out_of_model_dir(&registry::resolve(&args.encoder.model)?.dir);
+    let held = encoder.held_out();
     let group = |row: &VectorRow, text: &str| {
         row.group
             .clone()

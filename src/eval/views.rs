@@ -82,7 +82,7 @@ pub struct ViewPlan<'a> {
 }
 
 /// Rows that validate under `plan` (the rest are references).
-pub fn validates(rows: &[VectorRow], plan: &ViewPlan<'_>, i: usize) -> bool {
+fn validates(rows: &[VectorRow], plan: &ViewPlan<'_>, i: usize) -> bool {
     match plan.validation {
         Some(held_out) => held_out(i),
         None => in_validation(&rows[i], plan.val_fraction),

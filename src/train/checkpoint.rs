@@ -40,10 +40,7 @@ pub enum TrainedOn {
 
 impl TrainedOn {
     pub fn of_model_dir(dir: &Path) -> Self {
-        let Some(text) = ["training.json", "state.json"]
-            .iter()
-            .find_map(|f| std::fs::read_to_string(dir.join(f)).ok())
-        else {
+        let Some(text) = training_record(dir) else {
             return Self::Nothing;
         };
         match serde_json::from_str::<RunState>(&text) {
@@ -69,11 +66,16 @@ impl TrainedOn {
 /// A model trained in several runs keeps one split across them
 /// (`train --val-seed`), so the last run's split is every run's.
 pub fn held_out_of_model_dir(dir: &Path) -> Option<HeldOut> {
-    let text = ["training.json", "state.json"]
-        .iter()
-        .find_map(|f| std::fs::read_to_string(dir.join(f)).ok())?;
-    let state: RunState = serde_json::from_str(&text).ok()?;
+    let state: RunState = serde_json::from_str(&training_record(dir)?).ok()?;
     HeldOut::of_config(&state.config)
+}
+
+/// The training record beside a model's weights: `training.json` of an
+/// exported model, else `state.json` of a checkpoint.
+fn training_record(dir: &Path) -> Option<String> {
+    ["training.json", "state.json"]
+        .iter()
+        .find_map(|f| std::fs::read_to_string(dir.join(f)).ok())
 }
 
 fn write_err(p: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
