@@ -45,6 +45,12 @@ pub struct EvalArgs {
     /// Draw the ROC curve and validation AvgRec by k (SVG).
     #[arg(long)]
     pub plot: Option<PathBuf>,
+    /// Write one JSON line per scored text here (its position among the
+    /// file's records, group, true label, family, domain, the majority and
+    /// its votes, the neighbours' score, the classifier's probability and
+    /// the blended score), for analyses the report does not make.
+    #[arg(long)]
+    pub scores: Option<PathBuf>,
     /// Use this k instead of the one calibrated on validation.
     #[arg(long)]
     pub k: Option<usize>,
@@ -287,6 +293,25 @@ fn write_reports(args: &EvalArgs, json: &impl serde::Serialize, md: &str) -> any
         std::fs::write(p, md).with_context(|| format!("cannot write {}", p.display()))?;
     }
     Ok(())
+}
+
+/// One JSON line per scored text (see `--scores`).
+fn write_scores(
+    path: &std::path::Path,
+    records: &[crate::store::NewReference],
+    verdicts: &[crate::detect::Verdict],
+    blend: f64,
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    let file =
+        std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    for (i, (r, v)) in records.iter().zip(verdicts).enumerate() {
+        let line = crate::eval::score_line(i + 1, r, v, blend);
+        writeln!(out, "{line}")?;
+    }
+    out.flush()
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn read_records(path: &std::path::Path) -> anyhow::Result<Vec<crate::store::NewReference>> {
@@ -532,6 +557,9 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         test.records.len()
     );
     write_reports(args, &report, &md)?;
+    if let Some(p) = &args.scores {
+        write_scores(p, &test.records, &verdicts, opts.blend)?;
+    }
     if let Some(p) = &args.plot {
         let svg = plot::svg(
             &report.roc,

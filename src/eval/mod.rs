@@ -262,3 +262,84 @@ pub fn blend(
         }
     }
 }
+
+/// What `detective eval --scores` writes for one scored text: its position
+/// `record` among the scored file's records (from 1), group, true label, family and domain, the
+/// majority and its votes, the neighbours' score before the classifier was
+/// blended in (`weight` is the blend weight), the classifier's probability,
+/// the blended score and the nearest similarity.
+pub fn score_line(
+    position: usize,
+    record: &NewReference,
+    v: &Verdict,
+    weight: f64,
+) -> serde_json::Value {
+    let neighbours = match v.classifier {
+        Some(p) if weight < 1.0 => (v.score - weight * p) / (1.0 - weight),
+        _ => v.score,
+    };
+    serde_json::json!({
+        "record": position,
+        "group": record.group,
+        "label": record.label,
+        "family": record.family,
+        "domain": record.domain,
+        "majority": v.label,
+        "machine_votes": v.machine_votes,
+        "k": v.k,
+        "neighbours_score": neighbours,
+        "classifier": v.classifier,
+        "score": v.score,
+        "nearest_similarity": v.nearest_similarity,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::{Neighbour, VoteConfig};
+    use crate::store::Label;
+
+    fn neighbour(id: i64, label: Label, similarity: f32) -> Neighbour {
+        Neighbour {
+            id,
+            label,
+            model: None,
+            family: None,
+            source: None,
+            similarity,
+        }
+    }
+
+    #[test]
+    fn score_lines_recover_the_neighbours_score_before_the_blend() {
+        let neighbours = [
+            neighbour(1, Label::Machine, 0.9),
+            neighbour(2, Label::Machine, 0.8),
+            neighbour(3, Label::Human, 0.7),
+        ];
+        let cfg = VoteConfig {
+            k: 3,
+            ..VoteConfig::default()
+        };
+        let mut v = vote(&neighbours, &cfg).unwrap();
+        let before = v.score;
+        v.blend_classifier(0.1, 0.2);
+        let mut record = NewReference::plain("a text", Label::Human, "eval");
+        record.family = Some("human".into());
+        let line = score_line(7, &record, &v, 0.2);
+        assert_eq!(line["record"], 7);
+        assert_eq!(line["label"], "human");
+        assert_eq!(line["majority"], "machine");
+        assert_eq!(line["machine_votes"], 2);
+        let recovered = line["neighbours_score"].as_f64().unwrap();
+        assert!((recovered - before).abs() < 1e-9, "{recovered} vs {before}");
+        assert!((line["score"].as_f64().unwrap() - (0.8 * before + 0.02)).abs() < 1e-9);
+        assert_eq!(line["classifier"].as_f64(), Some(0.1));
+        // Without a classifier the score is the neighbours' own.
+        let plain = vote(&neighbours, &cfg).unwrap();
+        let line = score_line(1, &record, &plain, 0.0);
+        assert_eq!(line["neighbours_score"].as_f64(), Some(plain.score));
+        assert!(line["classifier"].is_null());
+    }
+}
