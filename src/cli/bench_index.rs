@@ -15,9 +15,10 @@ use crate::vocab::EncoderId;
 
 #[derive(Debug, Args)]
 pub struct BenchIndexArgs {
-    /// Stored vectors.
-    #[arg(long, default_value_t = 50_000)]
-    pub n: usize,
+    /// Stored vectors (synthetic: 50,000; with --vectors: at most this
+    /// many of the file's, all by default).
+    #[arg(long)]
+    pub n: Option<usize>,
     #[arg(long, default_value_t = 384)]
     pub dim: usize,
     /// Queries (drawn from the same clusters, not stored).
@@ -29,8 +30,10 @@ pub struct BenchIndexArgs {
     pub hnsw_m: usize,
     #[arg(long, default_value_t = HnswParams::default().ef_construction)]
     pub ef_construction: usize,
-    #[arg(long, default_value_t = HnswParams::default().ef_search)]
-    pub ef_search: usize,
+    /// HNSW candidate lists while searching, comma-separated: one row each,
+    /// over the same built graph.
+    #[arg(long, value_delimiter = ',', default_values_t = [HnswParams::default().ef_search])]
+    pub ef_search: Vec<usize>,
     /// Build the reference set and write its snapshot into this folder.
     #[arg(long, conflicts_with = "load")]
     pub snapshot: Option<PathBuf>,
@@ -40,25 +43,36 @@ pub struct BenchIndexArgs {
     pub load: Option<PathBuf>,
     /// Real vectors instead of synthetic ones: `detective embed` output
     /// (JSONL with `embedding`); every 20th line is a query (up to
-    /// --queries), never stored, the rest are stored (--n and --dim are
+    /// --queries), never stored, the rest are stored (up to --n; --dim is
     /// taken from the file).
     #[arg(long, conflicts_with_all = ["snapshot", "load"])]
     pub vectors: Option<PathBuf>,
 }
+
+/// Synthetic stored vectors when --n is not given.
+const SYNTHETIC_N: usize = 50_000;
 
 impl BenchIndexArgs {
     fn params(&self) -> HnswParams {
         HnswParams {
             m: self.hnsw_m,
             ef_construction: self.ef_construction,
-            ef_search: self.ef_search,
+            ef_search: self
+                .ef_search
+                .first()
+                .copied()
+                .unwrap_or(HnswParams::default().ef_search),
         }
     }
 
+    fn n(&self) -> usize {
+        self.n.unwrap_or(SYNTHETIC_N)
+    }
+
     fn data(&self) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
-        let clusters = (self.n / 50).max(1);
+        let clusters = (self.n() / 50).max(1);
         (
-            synthetic::clustered(self.n, self.dim, clusters, 0.35, 7),
+            synthetic::clustered(self.n(), self.dim, clusters, 0.35, 7),
             synthetic::clustered(self.queries, self.dim, clusters, 0.35, 8),
         )
     }
@@ -120,7 +134,7 @@ fn write_snapshot(args: &BenchIndexArgs, dir: &Path) -> anyhow::Result<()> {
     println!("|---|---|---|---|");
     println!(
         "| {} | {build:.1} | {save:.1} | {:.0} |",
-        args.n,
+        args.n(),
         dir_mib(dir)
     );
     Ok(())
@@ -137,10 +151,10 @@ fn load_snapshot(args: &BenchIndexArgs, dir: &Path) -> anyhow::Result<()> {
     let read = t.elapsed().as_secs_f64();
     let rss = peak_rss_mib().saturating_sub(rss_before);
     anyhow::ensure!(
-        manifest.voting == args.n,
+        manifest.voting == args.n(),
         "the snapshot holds {} references, not --n {}",
         manifest.voting,
-        args.n
+        args.n()
     );
     let (data, queries) = args.data();
     let exact = ExactIndex::new(args.dim);
@@ -166,19 +180,19 @@ fn load_snapshot(args: &BenchIndexArgs, dir: &Path) -> anyhow::Result<()> {
     println!("|---|---|---|---|---|---|---|");
     println!(
         "| {} | {:.0} | {verify:.1} | {read:.1} | {:.1} | {rss} | {recall:.4} |",
-        args.n,
+        args.n(),
         dir_mib(dir),
         verify + read
     );
     Ok(())
 }
 
-fn median_per_query(index: &dyn VectorIndex, queries: &[Vec<f32>], k: usize) -> f64 {
+fn median_per_query(queries: &[Vec<f32>], search: impl Fn(&[f32])) -> f64 {
     let mut times: Vec<f64> = queries
         .iter()
         .map(|q| {
             let t = Instant::now();
-            std::hint::black_box(index.search(q, k));
+            search(q);
             t.elapsed().as_secs_f64()
         })
         .collect();
@@ -189,8 +203,9 @@ fn median_per_query(index: &dyn VectorIndex, queries: &[Vec<f32>], k: usize) -> 
 /// Stored vectors and queries.
 type Vectors = (Vec<Vec<f32>>, Vec<Vec<f32>>);
 
-/// Stored vectors and queries read from `detective embed` output.
-fn real_vectors(path: &Path, queries: usize) -> anyhow::Result<Vectors> {
+/// Stored vectors (at most `n`) and queries read from `detective embed`
+/// output.
+fn real_vectors(path: &Path, n: Option<usize>, queries: usize) -> anyhow::Result<Vectors> {
     #[derive(serde::Deserialize)]
     struct Line {
         embedding: Vec<f32>,
@@ -202,9 +217,11 @@ fn real_vectors(path: &Path, queries: usize) -> anyhow::Result<Vectors> {
         let v = serde_json::from_str::<Line>(line)
             .map_err(|e| anyhow::anyhow!("{}: line {}: {e}", path.display(), i + 1))?
             .embedding;
-        if i % 20 == 19 && asked.len() < queries {
-            asked.push(v);
-        } else {
+        if i % 20 == 19 {
+            if asked.len() < queries {
+                asked.push(v);
+            }
+        } else if n.is_none_or(|n| data.len() < n) {
             data.push(v);
         }
     }
@@ -224,7 +241,7 @@ fn real_vectors(path: &Path, queries: usize) -> anyhow::Result<Vectors> {
 
 pub fn run(args: &BenchIndexArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
-        args.n > 0 && args.queries > 0 && args.k > 0,
+        args.n() > 0 && args.queries > 0 && args.k > 0 && !args.ef_search.contains(&0),
         "sizes must be positive"
     );
     if let Some(dir) = &args.snapshot {
@@ -234,7 +251,7 @@ pub fn run(args: &BenchIndexArgs) -> anyhow::Result<()> {
         return load_snapshot(args, dir);
     }
     let (data, queries) = match &args.vectors {
-        Some(path) => real_vectors(path, args.queries)?,
+        Some(path) => real_vectors(path, args.n, args.queries)?,
         None => args.data(),
     };
     let (n, dim) = (data.len(), data[0].len());
@@ -250,9 +267,13 @@ pub fn run(args: &BenchIndexArgs) -> anyhow::Result<()> {
     let exact = ExactIndex::new(dim);
     exact.add(&refs);
     let build_exact = t.elapsed().as_secs_f64();
-    let q_hnsw = median_per_query(&hnsw, &queries, args.k);
-    let q_exact = median_per_query(&exact, &queries, args.k);
-    let recall = synthetic::recall_at(&hnsw, &exact, &queries, args.k);
+    let q_exact = median_per_query(&queries, |q| {
+        std::hint::black_box(exact.search(q, args.k));
+    });
+    let truth: Vec<std::collections::HashSet<usize>> = queries
+        .iter()
+        .map(|q| exact.search(q, args.k).iter().map(|h| h.slot).collect())
+        .collect();
     println!(
         "| index | vectors | build s | query ms (median) | speed-up | recall@{} |",
         args.k
@@ -264,17 +285,33 @@ pub fn run(args: &BenchIndexArgs) -> anyhow::Result<()> {
         build_exact,
         q_exact * 1e3
     );
-    println!(
-        "| hnsw (m={}, ef_construction={}, ef_search={}) | {} | {:.1} | {:.3} | {:.1}x | {:.4} |",
-        params.m,
-        params.ef_construction,
-        params.ef_search,
-        n,
-        build_hnsw,
-        q_hnsw * 1e3,
-        q_exact / q_hnsw,
-        recall
-    );
+    for &ef in &args.ef_search {
+        let q_hnsw = median_per_query(&queries, |q| {
+            std::hint::black_box(hnsw.search_with(q, args.k, ef));
+        });
+        let found: usize = queries
+            .iter()
+            .zip(&truth)
+            .map(|(q, t)| {
+                hnsw.search_with(q, args.k, ef)
+                    .iter()
+                    .filter(|h| t.contains(&h.slot))
+                    .count()
+            })
+            .sum();
+        let recall = found as f64 / (queries.len() * args.k) as f64;
+        println!(
+            "| hnsw (m={}, ef_construction={}, ef_search={}) | {} | {:.1} | {:.3} | {:.1}x | {:.4} |",
+            params.m,
+            params.ef_construction,
+            ef,
+            n,
+            build_hnsw,
+            q_hnsw * 1e3,
+            q_exact / q_hnsw,
+            recall
+        );
+    }
     println!(
         "\nHNSW memory: {rss_hnsw} MiB peak RSS growth for {} vectors ({:.0} MiB per 100k; raw vectors alone are {:.0} MiB per 100k)",
         n,

@@ -95,6 +95,31 @@ impl HnswIndex {
             insert: Mutex::new(()),
         })
     }
+
+    /// Searches with a candidate list of `ef_search` (raised to `k`)
+    /// instead of the configured one: for benchmarks that sweep it over one
+    /// built graph.
+    pub fn search_with(&self, query: &[f32], k: usize, ef_search: usize) -> Vec<Hit> {
+        if k == 0 || self.len() == 0 {
+            return Vec::new();
+        }
+        let ef = ef_search.max(k);
+        let mut hits: Vec<Hit> = self
+            .graph
+            .search(query, k, ef)
+            .into_iter()
+            .map(|n| Hit {
+                slot: n.d_id,
+                similarity: 1.0 - n.distance,
+            })
+            .collect();
+        hits.sort_by(|a, b| {
+            b.similarity
+                .total_cmp(&a.similarity)
+                .then(a.slot.cmp(&b.slot))
+        });
+        hits
+    }
 }
 
 impl VectorIndex for HnswIndex {
@@ -127,27 +152,8 @@ impl VectorIndex for HnswIndex {
     }
 
     fn search(&self, query: &[f32], k: usize) -> Vec<Hit> {
-        if k == 0 || self.len() == 0 {
-            return Vec::new();
-        }
-        let ef = self.params.ef_search.max(k);
-        let mut hits: Vec<Hit> = self
-            .graph
-            .search(query, k, ef)
-            .into_iter()
-            .map(|n| Hit {
-                slot: n.d_id,
-                similarity: 1.0 - n.distance,
-            })
-            .collect();
-        hits.sort_by(|a, b| {
-            b.similarity
-                .total_cmp(&a.similarity)
-                .then(a.slot.cmp(&b.slot))
-        });
-        hits
+        self.search_with(query, k, self.params.ef_search)
     }
-
     fn save(&self, dir: &Path) -> anyhow::Result<Vec<String>> {
         let _guard = self.insert.lock().expect("index lock");
         let name = self

@@ -37,7 +37,8 @@ fn incremental_adds_are_searchable_at_once() {
 
 /// `bench-index --vectors` measures recall on vectors from a file (as
 /// `detective embed` writes them): every 20th line is a query, never
-/// stored; a malformed line is a one-line error naming it.
+/// stored; `--n` caps the stored vectors; `--ef-search` gives one row per
+/// value; a malformed line is a one-line error naming it.
 #[test]
 fn bench_index_reads_real_vectors_from_embed_output() {
     let dir = tempfile::tempdir().unwrap();
@@ -70,6 +71,30 @@ fn bench_index_reads_real_vectors_from_embed_output() {
         .parse()
         .unwrap();
     assert!(recall > 0.9 && recall <= 1.0, "{hnsw}");
+
+    let out = std::process::Command::new(crate::common::bin())
+        .args([
+            "bench-index",
+            "--n",
+            "200",
+            "--ef-search",
+            "10,200",
+            "--vectors",
+        ])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let rows: Vec<&str> = stdout.lines().filter(|l| l.starts_with("| hnsw")).collect();
+    assert_eq!(rows.len(), 2, "{stdout}");
+    assert!(
+        rows[0].contains("ef_search=10)") && rows[1].contains("ef_search=200)"),
+        "{stdout}"
+    );
+    assert!(rows.iter().all(|r| r.contains("| 200 |")), "{stdout}");
+    // A candidate list as long as the set searches it all: exact recall.
+    assert!(rows[1].trim_end().ends_with("| 1.0000 |"), "{}", rows[1]);
 
     std::fs::write(&path, format!("{}\nnot json\n", lines[0])).unwrap();
     let out = std::process::Command::new(crate::common::bin())
