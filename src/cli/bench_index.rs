@@ -210,11 +210,19 @@ fn real_vectors(path: &Path, n: Option<usize>, queries: usize) -> anyhow::Result
     struct Line {
         embedding: Vec<f32>,
     }
-    let text = std::fs::read_to_string(path)
+    // Line by line, so the file's text never sits in memory beside the
+    // vectors (the memory figure is the index's, not the file's).
+    use std::io::BufRead;
+    let file = std::fs::File::open(path)
         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
     let (mut data, mut asked) = (Vec::new(), Vec::new());
-    for (i, line) in text.lines().filter(|l| !l.trim().is_empty()).enumerate() {
-        let v = serde_json::from_str::<Line>(line)
+    let mut i = 0;
+    for line in std::io::BufReader::new(file).lines() {
+        let line = line.map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let v = serde_json::from_str::<Line>(&line)
             .map_err(|e| anyhow::anyhow!("{}: line {}: {e}", path.display(), i + 1))?
             .embedding;
         if i % 20 == 19 {
@@ -224,6 +232,7 @@ fn real_vectors(path: &Path, n: Option<usize>, queries: usize) -> anyhow::Result
         } else if n.is_none_or(|n| data.len() < n) {
             data.push(v);
         }
+        i += 1;
     }
     let dim = data.first().map_or(0, Vec::len);
     anyhow::ensure!(
