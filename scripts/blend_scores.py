@@ -70,7 +70,9 @@ def main():
             return (1 - w) * r["neighbours_score"] + w * p
         pos = [blended(r) for r in machine]
         neg = [blended(r) for r in human]
-        best = max((avg_rec(pos, neg, t / 100), t / 100) for t in range(1, 100))
+        # The lowest threshold among those with the best AvgRec.
+        best = max(((avg_rec(pos, neg, t / 100), t / 100) for t in range(1, 100)),
+                   key=lambda x: (x[0], -x[1]))
         print(f"| {w:.2f} | {auroc(pos, neg):.4f} | {tpr_at(pos, neg, 0.01):.3f} | "
               f"{avg_rec(pos, neg, 0.5):.2f} | {best[0]:.2f} (at {best[1]:.2f}) |")
 

@@ -3,6 +3,8 @@
 //! Needs the set-up's model weights (`scripts/setup`) and `../shared/`
 //! (fixtures and corpus; `DETECTIVE_SHARED` overrides the location).
 
+/// The analysis scripts on inputs whose figures are known by hand.
+mod analysis_scripts;
 /// Shared helpers: paths, fixture loading, vector maths.
 mod common;
 /// The Grafana dashboard's queries through a real Prometheus scraping the service.
