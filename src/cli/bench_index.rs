@@ -216,23 +216,24 @@ fn real_vectors(path: &Path, n: Option<usize>, queries: usize) -> anyhow::Result
     let file = std::fs::File::open(path)
         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
     let (mut data, mut asked) = (Vec::new(), Vec::new());
-    let mut i = 0;
-    for line in std::io::BufReader::new(file).lines() {
+    // Vectors read so far (every 20th is a query).
+    let mut read = 0;
+    for (number, line) in std::io::BufReader::new(file).lines().enumerate() {
         let line = line.map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
         if line.trim().is_empty() {
             continue;
         }
         let v = serde_json::from_str::<Line>(&line)
-            .map_err(|e| anyhow::anyhow!("{}: line {}: {e}", path.display(), i + 1))?
+            .map_err(|e| anyhow::anyhow!("{}: line {}: {e}", path.display(), number + 1))?
             .embedding;
-        if i % 20 == 19 {
+        if read % 20 == 19 {
             if asked.len() < queries {
                 asked.push(v);
             }
         } else if n.is_none_or(|n| data.len() < n) {
             data.push(v);
         }
-        i += 1;
+        read += 1;
     }
     let dim = data.first().map_or(0, Vec::len);
     anyhow::ensure!(
@@ -279,10 +280,7 @@ pub fn run(args: &BenchIndexArgs) -> anyhow::Result<()> {
     let q_exact = median_per_query(&queries, |q| {
         std::hint::black_box(exact.search(q, args.k));
     });
-    let truth: Vec<std::collections::HashSet<usize>> = queries
-        .iter()
-        .map(|q| exact.search(q, args.k).iter().map(|h| h.slot).collect())
-        .collect();
+    let truth = synthetic::truth(&exact, &queries, args.k);
     println!(
         "| index | vectors | build s | query ms (median) | speed-up | recall@{} |",
         args.k
@@ -298,17 +296,9 @@ pub fn run(args: &BenchIndexArgs) -> anyhow::Result<()> {
         let q_hnsw = median_per_query(&queries, |q| {
             std::hint::black_box(hnsw.search_with(q, args.k, ef));
         });
-        let found: usize = queries
-            .iter()
-            .zip(&truth)
-            .map(|(q, t)| {
-                hnsw.search_with(q, args.k, ef)
-                    .iter()
-                    .filter(|h| t.contains(&h.slot))
-                    .count()
-            })
-            .sum();
-        let recall = found as f64 / (queries.len() * args.k) as f64;
+        let recall = synthetic::recall_against(&truth, &queries, args.k, |q| {
+            hnsw.search_with(q, args.k, ef)
+        });
         println!(
             "| hnsw (m={}, ef_construction={}, ef_search={}) | {} | {:.1} | {:.3} | {:.1}x | {:.4} |",
             params.m,

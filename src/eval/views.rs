@@ -401,7 +401,6 @@ pub fn markdown(candidates: &[Candidate]) -> String {
         } else {
             ""
         };
-        let cell = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2}"));
         md.push_str(&format!(
             "| {} | {:.2} | {:.2} | {:.2} | {} | {} |",
             c.lexical_dim,
@@ -421,6 +420,11 @@ pub fn markdown(candidates: &[Candidate]) -> String {
         md.push_str(&format!(" {:.2} | {:.4}{mark} |\n", c.mean, c.auroc));
     }
     md
+}
+
+/// A table cell for a measurement that may be absent (`-`).
+pub fn cell(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| format!("{v:.2}"))
 }
 
 #[cfg(test)]

@@ -154,6 +154,7 @@ impl VectorIndex for HnswIndex {
     fn search(&self, query: &[f32], k: usize) -> Vec<Hit> {
         self.search_with(query, k, self.params.ef_search)
     }
+
     fn save(&self, dir: &Path) -> anyhow::Result<Vec<String>> {
         let _guard = self.insert.lock().expect("index lock");
         let name = self

@@ -4,7 +4,9 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::VectorIndex;
+use std::collections::HashSet;
+
+use super::{Hit, VectorIndex};
 
 fn unit(mut v: Vec<f32>) -> Vec<f32> {
     let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
@@ -41,15 +43,30 @@ pub fn recall_at(
     queries: &[Vec<f32>],
     k: usize,
 ) -> f64 {
-    let mut found = 0usize;
-    for q in queries {
-        let truth: std::collections::HashSet<usize> =
-            exact.search(q, k).iter().map(|h| h.slot).collect();
-        found += approx
-            .search(q, k)
-            .iter()
-            .filter(|h| truth.contains(&h.slot))
-            .count();
-    }
+    recall_against(&truth(exact, queries, k), queries, k, |q| {
+        approx.search(q, k)
+    })
+}
+
+/// The slots of each query's exact top-`k`.
+pub fn truth(exact: &dyn VectorIndex, queries: &[Vec<f32>], k: usize) -> Vec<HashSet<usize>> {
+    queries
+        .iter()
+        .map(|q| exact.search(q, k).iter().map(|h| h.slot).collect())
+        .collect()
+}
+
+/// Mean share of each query's `truth` (top-`k`) that `search` returns.
+pub fn recall_against(
+    truth: &[HashSet<usize>],
+    queries: &[Vec<f32>],
+    k: usize,
+    search: impl Fn(&[f32]) -> Vec<Hit>,
+) -> f64 {
+    let found: usize = queries
+        .iter()
+        .zip(truth)
+        .map(|(q, t)| search(q).iter().filter(|h| t.contains(&h.slot)).count())
+        .sum();
     found as f64 / (queries.len() * k).max(1) as f64
 }

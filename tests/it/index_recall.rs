@@ -38,7 +38,7 @@ fn incremental_adds_are_searchable_at_once() {
 /// `bench-index --vectors` measures recall on vectors from a file (as
 /// `detective embed` writes them): every 20th line is a query, never
 /// stored; `--n` caps the stored vectors; `--ef-search` gives one row per
-/// value; a malformed line is a one-line error naming it.
+/// value; a malformed line is a one-line error naming its line.
 #[test]
 fn bench_index_reads_real_vectors_from_embed_output() {
     let dir = tempfile::tempdir().unwrap();
@@ -49,11 +49,7 @@ fn bench_index_reads_real_vectors_from_embed_output() {
         .map(|v| serde_json::json!({ "text": "t", "embedding": v }).to_string())
         .collect();
     std::fs::write(&path, lines.join("\n")).unwrap();
-    let out = std::process::Command::new(crate::common::bin())
-        .args(["bench-index", "--vectors"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = bench_index(&[], &path);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
     // 20 queries held out of 400 lines: 380 stored, at 8 dimensions.
@@ -72,18 +68,7 @@ fn bench_index_reads_real_vectors_from_embed_output() {
         .unwrap();
     assert!(recall > 0.9 && recall <= 1.0, "{hnsw}");
 
-    let out = std::process::Command::new(crate::common::bin())
-        .args([
-            "bench-index",
-            "--n",
-            "200",
-            "--ef-search",
-            "10,200",
-            "--vectors",
-        ])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = bench_index(&["--n", "200", "--ef-search", "10,200"], &path);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
     let rows: Vec<&str> = stdout.lines().filter(|l| l.starts_with("| hnsw")).collect();
@@ -96,13 +81,21 @@ fn bench_index_reads_real_vectors_from_embed_output() {
     // A candidate list as long as the set searches it all: exact recall.
     assert!(rows[1].trim_end().ends_with("| 1.0000 |"), "{}", rows[1]);
 
-    std::fs::write(&path, format!("{}\nnot json\n", lines[0])).unwrap();
-    let out = std::process::Command::new(crate::common::bin())
-        .args(["bench-index", "--vectors"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    // The line number counts blank lines, as an editor does.
+    std::fs::write(&path, format!("{}\n\nnot json\n", lines[0])).unwrap();
+    let out = bench_index(&[], &path);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(stderr.contains("line 2"), "{stderr}");
+    assert!(stderr.contains("line 3"), "{stderr}");
+}
+
+/// `detective bench-index ARGS --vectors VECTORS`.
+fn bench_index(args: &[&str], vectors: &std::path::Path) -> std::process::Output {
+    std::process::Command::new(crate::common::bin())
+        .arg("bench-index")
+        .args(args)
+        .arg("--vectors")
+        .arg(vectors)
+        .output()
+        .unwrap()
 }

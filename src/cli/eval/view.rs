@@ -96,17 +96,16 @@ pub(super) fn choose_view(
     };
     let started = Instant::now();
     let candidates = views::choose(rows, texts, encoder.inner().dim(), &plan, &opts, &|c| {
-        let cell = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2}"));
         eprintln!(
             "lexical {:>5} alpha {:.2} classifier {:.2}: in-distribution {:.2}, unseen family {}, added {}, unseen domain {}, added {}, mean {:.2}, AUROC {:.4} ({:.0} s)",
             c.lexical_dim,
             c.alpha,
             c.blend,
             c.in_distribution,
-            cell(c.unseen),
-            cell(c.adapted),
-            cell(c.new_domain),
-            cell(c.domain_added),
+            views::cell(c.unseen),
+            views::cell(c.adapted),
+            views::cell(c.new_domain),
+            views::cell(c.domain_added),
             c.mean,
             c.auroc,
             started.elapsed().as_secs_f64()
