@@ -6,11 +6,14 @@
 # scripts/eval_table.py turns them into the README table.
 #
 #   scripts/eval_views.sh NAME DB [detective eval flags: --model, --max-length, --windows, --lexical-dim, --alpha, --classifier-weight]
+#   scripts/eval_views.sh NAME REFS.jsonl[,MORE.jsonl] [flags]
 #
 # ROWS="test lofo" runs only those rows (default: test ood tfia lofo).
 #
 # DB is a SQLite store seeded on first use with the shipped default
-# references in the configuration's neural space. k, the thresholds and the
+# references in the configuration's neural space; a .jsonl argument instead
+# uses those labelled files as the references (for example the whole
+# training corpus). k, the thresholds and the
 # novelty threshold are calibrated on validation splits of the references,
 # never on a scored file.
 set -euo pipefail
@@ -25,7 +28,11 @@ run() {
   [[ $rows == *" $1 "* ]] || return 0
   echo "== $name: $1" >&2
   shift
-  "$bin" eval --db "$db" "$@"
+  if [[ $db == *.jsonl ]]; then
+    "$bin" eval --refs "$db" "$@"
+  else
+    "$bin" eval --db "$db" "$@"
+  fi
 }
 run test "$@" --test "$corpus/test.jsonl" \
   --json "$out/$name-test.json" --markdown "$out/$name-test.md" >/dev/null

@@ -51,6 +51,14 @@ pub struct Calibration {
     /// training (else a share of all reference groups).
     #[serde(default)]
     pub held_out: bool,
+    /// Weight of the references' hubness in the ranking of neighbours (see
+    /// [`References::search_hub_scaled`]; 0: plain similarity).
+    #[serde(default)]
+    pub hubness: f32,
+    /// Best validation AvgRec (percent) for every candidate hubness weight,
+    /// when there was more than one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub avg_rec_by_hubness: Vec<(f32, f64)>,
 }
 
 impl Calibration {
@@ -135,6 +143,9 @@ pub struct CalibrationOptions {
     /// The groups the encoder's training held out: validate on those when
     /// the references hold at least [`MIN_HELD_OUT`] of each label.
     pub held_out: Option<HeldOut>,
+    /// Candidate weights of the references' hubness in the ranking of
+    /// neighbours; validation picks one (a tie goes to the smaller).
+    pub hubness: Vec<f32>,
 }
 
 /// Fewest held-out texts of each label the held-out validation needs.
@@ -149,6 +160,7 @@ impl Default for CalibrationOptions {
             target_fprs: vec![0.01, 0.05],
             temperature: 0.05,
             held_out: None,
+            hubness: vec![0.0],
         }
     }
 }
@@ -200,11 +212,15 @@ pub fn calibrate_blended(
     for chunk in rest.chunks(8192) {
         index.add(chunk)?;
     }
+    let weights: Vec<f32> = if opts.hubness.is_empty() {
+        vec![0.0]
+    } else {
+        opts.hubness.clone()
+    };
+    if weights.iter().any(|&w| w != 0.0) {
+        index.refresh_hubs(&rest);
+    }
     let k_max = *K_CANDIDATES.last().expect("candidates");
-    let found: Vec<(Label, Vec<Neighbour>)> = val
-        .par_iter()
-        .map(|&(_, i)| (rows[i].label, index.search(&rows[i].embedding, k_max)))
-        .collect();
     let model = (weight > 0.0)
         .then(|| {
             let t: Vec<&str> = rest_at.iter().map(|&i| texts[i]).collect();
@@ -215,11 +231,45 @@ pub fn calibrate_blended(
     let p: Option<Vec<Option<f64>>> =
         model.map(|m| val.par_iter().map(|&(_, i)| m.predict(texts[i])).collect());
     let blend = p.as_deref().map(|p| (p, weight));
+    let mut best: Option<Calibration> = None;
+    let mut by_hubness = Vec::new();
+    for &w in &weights {
+        let found: Vec<(Label, Vec<Neighbour>)> = val
+            .par_iter()
+            .map(|&(_, i)| {
+                let nb = index.search_hub_scaled(&rows[i].embedding, k_max, w);
+                (rows[i].label, nb)
+            })
+            .collect();
+        let cal = Calibration {
+            hubness: w,
+            ..calibrate(&found, opts.temperature, &opts.target_fprs, blend)
+        };
+        let score = best_avg_rec(&cal);
+        by_hubness.push((w, score));
+        if best.as_ref().is_none_or(|b| score > best_avg_rec(b)) {
+            best = Some(cal);
+        }
+    }
+    let best = best.expect("at least one hubness weight");
     Ok(Calibration {
         held_out_split: opts.held_out,
         held_out: held.is_some(),
-        ..calibrate(&found, opts.temperature, &opts.target_fprs, blend)
+        avg_rec_by_hubness: if weights.len() > 1 {
+            by_hubness
+        } else {
+            Vec::new()
+        },
+        ..best
     })
+}
+
+/// The validation AvgRec at the calibrated k.
+fn best_avg_rec(c: &Calibration) -> f64 {
+    c.avg_rec_by_k
+        .iter()
+        .find(|(k, _)| *k == c.k)
+        .map_or(f64::NEG_INFINITY, |p| p.1)
 }
 
 /// Which rows are of the groups `split` holds out, if at least
@@ -332,9 +382,10 @@ pub fn calibrate(
             threshold: threshold_for_fpr(&human_scores, t),
         })
         .collect();
+    // The most similar neighbour (the first, unless hubness reordered them).
     let mut nearest: Vec<f32> = val
         .iter()
-        .filter_map(|(_, nb)| nb.first().map(|n| n.similarity))
+        .filter_map(|(_, nb)| nb.iter().map(|n| n.similarity).reduce(f32::max))
         .collect();
     nearest.sort_by(f32::total_cmp);
     let novelty_threshold = (!nearest.is_empty()).then(|| {
@@ -350,6 +401,8 @@ pub fn calibrate(
         classifier_weight: weight,
         held_out_split: None,
         held_out: false,
+        hubness: 0.0,
+        avg_rec_by_hubness: Vec::new(),
     }
 }
 

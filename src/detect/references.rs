@@ -1,5 +1,13 @@
 //! The searchable set of references: a [`VectorIndex`], what each of its
 //! slots is, and the tombstones of deleted references.
+//!
+//! Optionally each reference also carries its *hubness*: the mean
+//! similarity to its [`HUB_NEIGHBOURS`] nearest other references. Some
+//! references (in this style space, machine texts more than human ones) sit
+//! close to everything and crowd into every neighbour list whatever the
+//! query; ranking candidates by `similarity - weight * hubness` (the
+//! reference side of cross-domain similarity local scaling) lets the
+//! references that are near *this* text, rather than near all texts, vote.
 use std::collections::HashMap;
 use std::io::{BufReader, BufWriter};
 use std::path::Path;
@@ -66,6 +74,10 @@ pub struct Saved {
     pub voting: usize,
 }
 
+/// Nearest other references whose mean similarity is a reference's
+/// hubness.
+pub const HUB_NEIGHBOURS: usize = 10;
+
 /// The slots' metadata in a saved set, JSON in slot order.
 const SLOTS_FILE: &str = "slots.json";
 
@@ -75,6 +87,54 @@ struct Inner {
     by_id: HashMap<i64, usize>,
     dead: usize,
     applied: i64,
+    /// Hubness of every slot, once [`References::refresh_hubs`] has
+    /// started (NaN until computed); slots added later get theirs as they
+    /// arrive.
+    hubs: Option<Vec<f32>>,
+    /// Whether `hubs` holds a value for every slot (searches rank by it).
+    hubs_ready: bool,
+}
+
+impl Inner {
+    /// [`Inner::hub_of`] for each `(slot, vector)`, on all cores (plain
+    /// threads, never waiting on the set's lock).
+    fn hubs_of(&self, at: &[(usize, &[f32])]) -> Vec<f32> {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let chunk = at.len().div_ceil(threads).max(64);
+        std::thread::scope(|scope| {
+            let parts: Vec<_> = at
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.iter()
+                            .map(|&(s, v)| self.hub_of(v, s))
+                            .collect::<Vec<f32>>()
+                    })
+                })
+                .collect();
+            parts
+                .into_iter()
+                .flat_map(|p| p.join().expect("hubness worker"))
+                .collect()
+        })
+    }
+
+    /// Mean similarity of `vector` (at `slot`) to its nearest other live
+    /// references.
+    fn hub_of(&self, vector: &[f32], slot: usize) -> f32 {
+        let hits = self.index.search(vector, HUB_NEIGHBOURS + 1 + self.dead);
+        let near: Vec<f32> = hits
+            .iter()
+            .filter(|h| h.slot != slot && self.slots.get(h.slot).is_some_and(|s| s.live))
+            .take(HUB_NEIGHBOURS)
+            .map(|h| h.similarity)
+            .collect();
+        if near.is_empty() {
+            0.0
+        } else {
+            near.iter().sum::<f32>() / near.len() as f32
+        }
+    }
 }
 
 impl References {
@@ -86,6 +146,8 @@ impl References {
                 by_id: HashMap::with_capacity(capacity),
                 dead: 0,
                 applied: 0,
+                hubs: None,
+                hubs_ready: false,
             }),
         }
     }
@@ -208,8 +270,66 @@ impl References {
                     live: true,
                 });
             }
+            if inner.hubs.is_some() {
+                let at: Vec<(usize, &[f32])> = fresh
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| (first + i, r.embedding.as_slice()))
+                    .collect();
+                let found = inner.hubs_of(&at);
+                if let Some(hubs) = inner.hubs.as_mut() {
+                    hubs.extend(found);
+                }
+            }
         }
         Ok(())
+    }
+
+    /// Computes every reference's hubness from `rows` (the references'
+    /// vectors, by id; a slot none of them describes gets the mean of the
+    /// others). Searches go on meanwhile, ranking by plain similarity until
+    /// it is done the first time. From now on references added get theirs
+    /// on arrival; those already there keep theirs until the next refresh.
+    pub fn refresh_hubs(&self, rows: &[VectorRow]) {
+        {
+            // Arrivals from here on get their hubness as they come.
+            let mut inner = self.write();
+            let n = inner.slots.len();
+            inner.hubs.get_or_insert_with(|| vec![f32::NAN; n]);
+        }
+        let found: Vec<(usize, f32)> = {
+            let inner = self.read();
+            let at: Vec<(usize, &[f32])> = rows
+                .iter()
+                .filter_map(|r| inner.by_id.get(&r.id).map(|&s| (s, r.embedding.as_slice())))
+                .collect();
+            let hubs = inner.hubs_of(&at);
+            at.into_iter().map(|a| a.0).zip(hubs).collect()
+        };
+        let mut inner = self.write();
+        let hubs = inner.hubs.get_or_insert_with(Vec::new);
+        for (s, h) in found {
+            if let Some(x) = hubs.get_mut(s) {
+                *x = h;
+            }
+        }
+        let known: Vec<f32> = hubs.iter().copied().filter(|h| h.is_finite()).collect();
+        let mean = if known.is_empty() {
+            0.0
+        } else {
+            known.iter().sum::<f32>() / known.len() as f32
+        };
+        hubs.iter_mut()
+            .filter(|h| !h.is_finite())
+            .for_each(|h| *h = mean);
+        inner.hubs_ready = true;
+    }
+
+    /// The hubness of reference `id`, once computed.
+    pub fn hubness(&self, id: i64) -> Option<f32> {
+        let inner = self.read();
+        let s = *inner.by_id.get(&id)?;
+        inner.hubs.as_ref()?.get(s).copied()
     }
 
     /// Writes the set into the empty folder `dir`: the index's files and
@@ -265,6 +385,8 @@ impl References {
                 by_id,
                 dead,
                 applied,
+                hubs: None,
+                hubs_ready: false,
             }),
         })
     }
@@ -272,13 +394,41 @@ impl References {
     /// The `k` nearest live references, most similar first. Blocking work:
     /// call it off the async runtime's worker threads.
     pub fn search(&self, query: &[f32], k: usize) -> Vec<Neighbour> {
+        self.search_hub_scaled(query, k, 0.0)
+    }
+
+    /// The `k` live references with the highest `similarity - weight *
+    /// hubness` among the nearest few times `k`, in that order (each with
+    /// its plain similarity). Weight 0, or hubness never computed: as
+    /// [`References::search`].
+    pub fn search_hub_scaled(&self, query: &[f32], k: usize, weight: f32) -> Vec<Neighbour> {
         let inner = self.read();
-        let hits = inner.index.search(query, k + inner.dead);
-        hits.into_iter()
+        let hubs = inner
+            .hubs
+            .as_deref()
+            .filter(|_| weight != 0.0 && inner.hubs_ready);
+        let pool = if hubs.is_some() {
+            (4 * k).max(k + 32)
+        } else {
+            k
+        };
+        let mut hits: Vec<(f32, crate::index::Hit, &Slot)> = inner
+            .index
+            .search(query, pool + inner.dead)
+            .into_iter()
             .filter_map(|h| inner.slots.get(h.slot).map(|s| (h, s)))
             .filter(|(_, s)| s.live)
+            .map(|(h, s)| {
+                let hub = hubs.and_then(|v| v.get(h.slot)).copied().unwrap_or(0.0);
+                (h.similarity - weight * hub, h, s)
+            })
+            .collect();
+        if hubs.is_some() {
+            hits.sort_by(|a, b| b.0.total_cmp(&a.0));
+        }
+        hits.into_iter()
             .take(k)
-            .map(|(h, s)| Neighbour {
+            .map(|(_, h, s)| Neighbour {
                 id: s.meta.id,
                 similarity: h.similarity,
                 label: s.meta.label,
@@ -414,6 +564,115 @@ mod tests {
                 .search(&unit(id as usize), 400)
                 .iter()
                 .all(|n| n.id != id));
+        }
+    }
+
+    fn at(id: i64, label: Label, v: [f32; 3]) -> VectorRow {
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        VectorRow {
+            embedding: v.iter().map(|x| x / n).collect(),
+            ..row(id, label, if label == Label::Human { "human" } else { "m" })
+        }
+    }
+
+    /// Twelve machine references close to each other and, a little, to
+    /// everything (hubs); one human reference close to the query only.
+    fn hub_and_specific() -> Vec<VectorRow> {
+        let mut rows: Vec<VectorRow> = (0..12)
+            .map(|i| at(i, Label::Machine, [0.8, 0.6, 0.001 * i as f32]))
+            .collect();
+        rows.push(at(100, Label::Human, [0.78, 0.0, 0.626]));
+        rows
+    }
+
+    #[test]
+    fn hubness_lets_the_reference_near_this_text_outrank_those_near_all() {
+        let refs = References::new(IndexKind::Exact, 3, 16);
+        let rows = hub_and_specific();
+        refs.add(&rows).unwrap();
+        let q = [1.0, 0.0, 0.0];
+        assert_eq!(refs.search(&q, 1)[0].id, 0, "plain: a hub is nearest");
+        // Before any hubness is computed, a weight changes nothing.
+        assert_eq!(refs.search_hub_scaled(&q, 13, 0.5), refs.search(&q, 13));
+        refs.refresh_hubs(&rows);
+        let hub = refs.hubness(3).unwrap();
+        let specific = refs.hubness(100).unwrap();
+        assert!(
+            hub > 0.99 && (specific - 0.624).abs() < 0.01,
+            "{hub} {specific}"
+        );
+        let top = &refs.search_hub_scaled(&q, 3, 0.5)[0];
+        assert_eq!(top.id, 100);
+        // Neighbours keep their plain similarity.
+        assert!((top.similarity - 0.78).abs() < 1e-3, "{}", top.similarity);
+        // Weight 0 is the plain search.
+        assert_eq!(refs.search_hub_scaled(&q, 13, 0.0), refs.search(&q, 13));
+    }
+
+    #[test]
+    fn references_added_later_get_their_hubness_on_arrival() {
+        let rows = hub_and_specific();
+        let later = at(200, Label::Human, [0.7, 0.1, 0.7]);
+        let grown = References::new(IndexKind::Exact, 3, 16);
+        grown.add(&rows).unwrap();
+        grown.refresh_hubs(&rows);
+        grown.add(std::slice::from_ref(&later)).unwrap();
+        let whole = References::new(IndexKind::Exact, 3, 16);
+        let mut all = rows.clone();
+        all.push(later);
+        whole.add(&all).unwrap();
+        whole.refresh_hubs(&all);
+        let (a, b) = (grown.hubness(200).unwrap(), whole.hubness(200).unwrap());
+        assert!((a - b).abs() < 1e-6, "{a} {b}");
+        // A deleted reference neither counts in others' hubness nor votes.
+        grown.apply(&[gone(0, 100)]).unwrap();
+        grown.refresh_hubs(&all);
+        let nb = grown.search_hub_scaled(&[1.0, 0.0, 0.0], 14, 0.5);
+        assert!(nb.iter().all(|n| n.id != 100) && nb.len() == 13);
+    }
+
+    #[test]
+    fn hub_scaled_searches_run_while_references_arrive_and_hubs_refresh() {
+        let refs = Arc::new(References::new(IndexKind::Exact, 8, 64));
+        let seed: Vec<VectorRow> = (1000..1020)
+            .map(|i| row(i, Label::Human, "human"))
+            .collect();
+        refs.add(&seed).unwrap();
+        refs.refresh_hubs(&seed);
+        let writers: Vec<_> = (0..3)
+            .map(|w| {
+                let refs = refs.clone();
+                let seed = seed.clone();
+                std::thread::spawn(move || {
+                    for i in 0..60 {
+                        let id = (w * 100 + i) as i64;
+                        refs.add(&[row(id, Label::Machine, "m")]).unwrap();
+                        if i % 20 == 0 {
+                            refs.refresh_hubs(&seed);
+                        }
+                    }
+                })
+            })
+            .collect();
+        let readers: Vec<_> = (0..3)
+            .map(|r| {
+                let refs = refs.clone();
+                std::thread::spawn(move || {
+                    (0..200)
+                        .map(|i| refs.search_hub_scaled(&unit(i + r), 5, 0.5).len())
+                        .filter(|&n| n == 5)
+                        .count()
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        let full: usize = readers.into_iter().map(|r| r.join().unwrap()).sum();
+        assert_eq!(full, 600);
+        for id in [0_i64, 159, 259] {
+            let h = refs.hubness(id).unwrap();
+            assert!(h.is_finite() && h > -1.0 && h < 1.0, "{id}: {h}");
         }
     }
 }

@@ -70,6 +70,9 @@ pub struct EvalOptions {
     /// The encoder's held-out split: calibration validates on it where the
     /// references hold enough of it.
     pub held_out: Option<crate::encoder::HeldOut>,
+    /// Candidate weights of the references' hubness in the ranking of
+    /// neighbours, chosen among on validation.
+    pub hubness: Vec<f32>,
 }
 
 impl Default for EvalOptions {
@@ -84,6 +87,7 @@ impl Default for EvalOptions {
             cache_dir: Some(PathBuf::from(".cache/embeddings")),
             blend: 0.0,
             held_out: None,
+            hubness: vec![0.0],
         }
     }
 }
@@ -215,6 +219,7 @@ impl EvalOptions {
             target_fprs: self.target_fprs.clone(),
             temperature: self.temperature,
             held_out: self.held_out,
+            hubness: self.hubness.clone(),
         }
     }
 }
@@ -228,6 +233,9 @@ pub fn score(
     opts: &EvalOptions,
 ) -> Result<Vec<Verdict>, EvalError> {
     let index = index_of(opts.index, dim, refs)?;
+    if cal.hubness != 0.0 {
+        index.refresh_hubs(refs);
+    }
     let mut cfg = cal.vote_config(opts.target_fprs.first().copied());
     if let Some(k) = opts.k {
         cfg.k = k;
@@ -235,7 +243,10 @@ pub fn score(
     Ok(test
         .vectors
         .par_iter()
-        .map(|q| vote(&index.search(q, cfg.k), &cfg).expect("references are not empty"))
+        .map(|q| {
+            let nb = index.search_hub_scaled(q, cfg.k, cal.hubness);
+            vote(&nb, &cfg).expect("references are not empty")
+        })
         .collect())
 }
 

@@ -139,13 +139,17 @@ impl Report {
         let s = &self.summary;
         let f = |x: Option<f64>| x.map_or("n/a".to_owned(), |v| format!("{v:.4}"));
         let mut out = format!(
-            "**{}** scored against {} ({} references), encoder `{}`, {} index, k = {}\n\n",
+            "**{}** scored against {} ({} references), encoder `{}`, {} index, k = {}{}\n\n",
             self.test,
             self.references.join(" + "),
             self.reference_count,
             self.encoder,
             self.index,
-            self.k
+            self.k,
+            match self.calibration.hubness {
+                0.0 => String::new(),
+                w => format!(", hubness weight {w}"),
+            }
         );
         out += "| n | AvgRec | HumanRec | MachineRec | Acc | F1 machine | F1 human | AUROC | TPR@1%FPR | TPR@5%FPR | novel % |\n";
         out += "|---|---|---|---|---|---|---|---|---|---|---|\n";

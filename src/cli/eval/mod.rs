@@ -104,6 +104,11 @@ pub struct EvalArgs {
     /// Classifier weights compared by --choose-view (0: the vote alone).
     #[arg(long, value_delimiter = ',', default_value = "0")]
     pub classifier_weights: Vec<f64>,
+    /// Candidate weights of each reference's hubness (mean similarity to
+    /// its nearest other references) subtracted from its similarity when
+    /// ranking neighbours; validation picks one (0: plain similarity).
+    #[arg(long, value_delimiter = ',', default_value = "0")]
+    pub hubness: Vec<f32>,
     /// Languages verdicts are given for (as `serve --languages`): scored
     /// texts in others abstain and count as not machine.
     #[arg(long, default_value = "eng")]
@@ -313,6 +318,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         cache_dir: cache.map(PathBuf::from),
         blend: args.index.classifier_weight()?,
         held_out: encoder.held_out().filter(|_| !args.no_held_out),
+        hubness: args.hubness.clone(),
         ..EvalOptions::default()
     };
     if !args.leave_family_out.is_empty() {
@@ -320,14 +326,15 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     }
     let cal = opts.calibrate(&rows, &texts, encoder.dim())?;
     eprintln!(
-        "calibrated on {} validation texts{}: k = {}",
+        "calibrated on {} validation texts{}: k = {}, hubness weight {}",
         cal.validation_size,
         if cal.held_out {
             " held out of the encoder's training"
         } else {
             ""
         },
-        cal.k
+        cal.k,
+        cal.hubness
     );
     if args.segments > 0 {
         let bar = progress(None, "windows embedded");
