@@ -9,7 +9,8 @@ Reassembles `model.safetensors.part-*` (checking the SHA-256 that
 training.json records), lays it out as a training checkpoint with the base
 model's config and tokenizer and a `state.json` summarising the run, then
 runs `detective export`, which writes `manifest.json` with checksums and the
-licence of the base model.
+licence of the base model. First it brings back the tracked files that
+`scripts/gpu_travel.py light` set aside for the run, if any.
 """
 import argparse
 import glob
@@ -35,6 +36,7 @@ def main():
     p.add_argument("--detective", default=os.path.join(ROOT, "target", "release", "detective"))
     args = p.parse_args()
     out = args.out or os.path.join(ROOT, "models", args.name)
+    subprocess.run([sys.executable, os.path.join(HERE, "gpu_travel.py"), "restore"], check=True)
 
     report = json.load(open(os.path.join(args.src, "training.json")))
     parts = sorted(glob.glob(os.path.join(args.src, "model.safetensors.part-*")))

@@ -161,3 +161,101 @@ fn pack_train_split_unpack_and_load_in_rust() {
         assert!(c > 0.999, "probe text {i}: cosine {c}");
     }
 }
+
+#[track_caller]
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .expect("run git");
+    assert!(out.status.success(), "git {args:?}: {out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn travel(dir: &Path, args: &[&str]) -> Output {
+    Command::new(root().join(".venv/bin/python"))
+        .arg(script("gpu_travel.py"))
+        .args(args)
+        .arg("--root")
+        .arg(dir)
+        .output()
+        .expect("run scripts/gpu_travel.py")
+}
+
+#[test]
+fn large_tracked_files_stay_behind_for_the_run_and_come_back_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path();
+    git(repo, &["init", "-q"]);
+    git(repo, &["config", "user.email", "ci@detective.invalid"]);
+    git(repo, &["config", "user.name", "ci"]);
+    let weights: Vec<u8> = (0..3u32 << 20).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::create_dir_all(repo.join("models/m")).unwrap();
+    std::fs::write(repo.join("models/m/weights.bin"), &weights).unwrap();
+    std::fs::write(repo.join("README.md"), "small\n").unwrap();
+    std::fs::write(repo.join(".gitignore"), "/payload/\n").unwrap();
+    git(repo, &["add", "-A"]);
+    git(repo, &["commit", "-q", "-m", "tree"]);
+    std::fs::create_dir_all(repo.join("payload")).unwrap();
+    std::fs::write(repo.join("payload/data.bin"), vec![1u8; 2 << 20]).unwrap();
+
+    // With the weights the tree is over a 4 MiB limit; set aside, it fits.
+    let size = travel(repo, &["size", "--carry", "payload", "--limit-mib", "4"]);
+    assert!(!size.status.success(), "{size:?}");
+    let light = travel(repo, &["light", "--carry", "payload", "--limit-mib", "4"]);
+    assert!(light.status.success(), "{light:?}");
+    let printed = String::from_utf8_lossy(&light.stdout);
+    assert!(printed.contains("models/m/weights.bin"), "{printed}");
+    assert!(printed.contains("2.0 MiB travel"), "{printed}");
+    assert!(!repo.join("models/m/weights.bin").exists());
+    assert!(!git(repo, &["ls-files"]).contains("weights.bin"));
+
+    let back = travel(repo, &["restore"]);
+    assert!(back.status.success(), "{back:?}");
+    assert_eq!(
+        std::fs::read(repo.join("models/m/weights.bin")).unwrap(),
+        weights
+    );
+    assert_eq!(
+        git(repo, &["status", "--porcelain", "--untracked-files=no"]),
+        ""
+    );
+    // A second restore has nothing to do and changes nothing.
+    assert!(travel(repo, &["restore"]).status.success());
+
+    // Changes not committed are never set aside: HEAD could not bring them back.
+    let mut edited = weights.clone();
+    edited[0] ^= 0xff;
+    std::fs::write(repo.join("models/m/weights.bin"), &edited).unwrap();
+    let refused = travel(repo, &["light"]);
+    assert!(!refused.status.success(), "{refused:?}");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("changed since HEAD"));
+    assert_eq!(
+        std::fs::read(repo.join("models/m/weights.bin")).unwrap(),
+        edited
+    );
+    assert!(git(repo, &["ls-files"]).contains("weights.bin"));
+}
+
+/// The run on a GPU box carries the 512-token payload (49.8 MiB) beside
+/// what stays of the tree once the large files are set aside; together
+/// they must fit the 64 MiB the device machine accepts.
+#[test]
+fn the_light_tree_leaves_room_for_the_payload() {
+    let listed = git(&root(), &["ls-files", "-z"]);
+    let small: u64 = listed
+        .split('\0')
+        .filter(|rel| !rel.is_empty())
+        .filter_map(|rel| std::fs::metadata(root().join(rel)).ok())
+        .map(|m| m.len())
+        .filter(|&len| len < 1 << 20)
+        .sum();
+    let payload = 50 << 20;
+    assert!(
+        small + payload <= PAYLOAD_LIMIT,
+        "tracked files under 1 MiB: {:.1} MiB; with a 50 MiB payload the run is over 64 MiB",
+        small as f64 / f64::from(1 << 20)
+    );
+}
