@@ -7,20 +7,34 @@
 //! language is identified with `whatlang` (trigram statistics, no model
 //! files); when the identification is reliable and the language is not one
 //! of the covered ones, the detection abstains: `label: "unknown"` with a
-//! reason a moderator can read, the score still reported.
+//! reason a moderator can read, the score still reported. A text written
+//! largely in a script none of the covered languages uses (Cyrillic or Han
+//! beside English, say) abstains too, even where a mix of scripts leaves
+//! the identification unreliable: such mixed texts (translated technical
+//! writing that keeps English commands and names) are what the trigram
+//! statistics most often misread as English.
 use std::collections::BTreeSet;
 
 use serde::Serialize;
-use whatlang::Lang;
+use whatlang::{Lang, Script};
 
 /// Characters of a text read to identify its language.
 const SAMPLE_CHARS: usize = 2_000;
+/// Letters (of a known script) a text needs before its scripts are judged.
+const MIN_SCRIPT_LETTERS: usize = 20;
+/// Share of those letters in scripts no covered language uses from which
+/// a text abstains.
+const FOREIGN_SCRIPT_SHARE: f64 = 0.2;
 
 /// Why a detection gave no verdict.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Abstention {
-    /// ISO 639-3 code of the identified language.
+    /// ISO 639-3 code of the identified language (`und` when the text's
+    /// language could not be told, only its script).
     pub language: String,
+    /// The script that made it abstain, when it was the script.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub script: Option<String>,
     pub reason: String,
 }
 
@@ -98,13 +112,18 @@ impl Languages {
             .char_indices()
             .nth(SAMPLE_CHARS)
             .map_or(text.len(), |(i, _)| i);
-        let info = whatlang::detect(&text[..end])?;
-        let lang = info.lang();
-        if !info.is_reliable() || covered.contains(lang.code()) {
-            return None;
+        let sample = &text[..end];
+        let info = whatlang::detect(sample);
+        let lang = match info {
+            Some(info) if info.is_reliable() => info.lang(),
+            _ => return foreign_script(sample, covered),
+        };
+        if covered.contains(lang.code()) {
+            return foreign_script(sample, covered);
         }
         Some(Abstention {
             language: lang.code().to_owned(),
+            script: None,
             reason: format!(
                 "the text is in {} ({}), a language the references do not cover ({}): \
                  no verdict; add references in it to judge such texts",
@@ -121,6 +140,52 @@ impl Languages {
             Self::Only(set) => set.iter().copied().collect::<Vec<_>>().join(","),
         }
     }
+}
+
+/// Abstention when at least [`FOREIGN_SCRIPT_SHARE`] of the text's letters
+/// are in scripts that none of the `covered` languages is written in.
+fn foreign_script(text: &str, covered: &BTreeSet<&'static str>) -> Option<Abstention> {
+    let mut counts: Vec<(Script, usize)> = Vec::new();
+    let mut buf = [0u8; 4];
+    for c in text.chars().filter(|c| c.is_alphabetic()) {
+        let Some(script) = whatlang::detect_script(c.encode_utf8(&mut buf)) else {
+            continue;
+        };
+        match counts.iter_mut().find(|(s, _)| *s == script) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((script, 1)),
+        }
+    }
+    let letters: usize = counts.iter().map(|(_, n)| n).sum();
+    if letters < MIN_SCRIPT_LETTERS {
+        return None;
+    }
+    let writes_covered = |s: &Script| s.langs().iter().any(|l| covered.contains(l.code()));
+    let foreign: usize = counts
+        .iter()
+        .filter(|(s, _)| !writes_covered(s))
+        .map(|(_, n)| n)
+        .sum();
+    let share = foreign as f64 / letters as f64;
+    if share < FOREIGN_SCRIPT_SHARE {
+        return None;
+    }
+    let (script, _) = counts
+        .iter()
+        .filter(|(s, _)| !writes_covered(s))
+        .max_by_key(|(_, n)| *n)?;
+    Some(Abstention {
+        language: "und".into(),
+        script: Some(script.name().to_owned()),
+        reason: format!(
+            "{:.0}% of the text's letters are in {} script, which the languages the \
+             references cover ({}) are not written in: no verdict; add references in its \
+             language to judge such texts",
+            100.0 * share,
+            script.name(),
+            covered.iter().copied().collect::<Vec<_>>().join(", ")
+        ),
+    })
 }
 
 #[cfg(test)]
@@ -170,5 +235,33 @@ mod tests {
     fn unreliable_identifications_do_not_abstain() {
         // Too short to tell: a verdict, not an abstention.
         assert_eq!(Languages::default().judge("ok"), None);
+        assert_eq!(Languages::default().judge("Привет, как дела?"), None);
+    }
+
+    #[test]
+    fn texts_largely_in_an_uncovered_script_abstain() {
+        // Translated technical writing that keeps English commands: the
+        // trigrams see mostly English, the letters are largely Han.
+        let mixed = "调用 Tcl_IsShared 检查 objPtr 是否被共享；如果 refCount 大于一，必须先用 \
+                     Tcl_DuplicateObj 复制 listPtr，然后 Tcl_ListObjAppendElement 才能修改它。\
+                     the interpreter";
+        assert_eq!(
+            whatlang::detect(mixed).map(|i| (i.lang(), i.is_reliable())),
+            Some((Lang::Eng, true)),
+            "the trigram statistics misread it as English"
+        );
+        let a = Languages::default().judge(mixed).expect("abstains");
+        assert_eq!(a.script.as_deref(), Some("Mandarin"), "{a:?}");
+        assert!(a.reason.contains("Mandarin script"), "{}", a.reason);
+        // The same text is judged once its language is covered.
+        assert_eq!(Languages::parse("en,zh").unwrap().judge(mixed), None);
+        // A few foreign letters in an English text change nothing.
+        let quoted = "The café on the corner serves a dish the owner calls 小笼包, which are \
+                      soup dumplings, and it has been full every morning since it opened.";
+        assert_eq!(Languages::default().judge(quoted), None);
+        let greek = "Ο παππούς μου έλεγε πάντα ιστορίες για τη θάλασσα και τα ταξίδια του \
+                     with the fishermen of the island, late into the summer nights.";
+        let a = Languages::default().judge(greek).expect("abstains");
+        assert!(a.script.is_some() || a.language == "ell", "{a:?}");
     }
 }

@@ -169,7 +169,7 @@ impl Report {
         );
         if self.abstained > 0 {
             out += &format!(
-                "{} texts got no verdict (a language the references do not cover); \
+                "{} texts got no verdict (a language or script the references do not cover); \
                  they count as not machine above.\n\n",
                 self.abstained
             );

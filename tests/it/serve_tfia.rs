@@ -251,6 +251,22 @@ fn texts_in_uncovered_languages_get_no_verdict() {
         assert_eq!(r["abstained"]["language"], *code, "{r}");
         assert!(r["score"].is_number() && r["majority"].is_string(), "{r}");
     }
+    // Translated technical writing that keeps English names: read as
+    // English by the trigram statistics, largely Han by its letters.
+    let mixed = "调用 Tcl_IsShared 检查 objPtr 是否被共享；如果 refCount 大于一，必须先用 \
+                 Tcl_DuplicateObj 复制 listPtr，然后 Tcl_ListObjAppendElement 才能修改它。\
+                 the interpreter";
+    let (st, r) = s.post("/detect", Some(ADMIN), &json!({ "text": mixed }));
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(r["label"], "unknown", "{r}");
+    assert_eq!(r["abstained"]["script"], "Mandarin", "{r}");
+    assert!(
+        r["abstained"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("script"),
+        "{r}"
+    );
     let english = "Yesterday evening we sat in my grandmother's kitchen for a long time, drinking \
                    tea and listening to her stories about growing up in a small town by the river.";
     let (st, r) = s.post("/detect", Some(ADMIN), &json!({ "text": english }));
