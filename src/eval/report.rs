@@ -30,9 +30,13 @@ pub struct Report {
     pub reference_count: usize,
     /// Share (percent) of scored texts flagged novel.
     pub novel_rate: f64,
-    /// Scored texts given no verdict (a language the references do not
-    /// cover); counted as not machine everywhere above.
+    /// Scored texts given no verdict (a language or script the references
+    /// do not cover); counted as not machine everywhere above.
     pub abstained: usize,
+    /// The same per breakdown group (only groups with any), keyed like
+    /// `breakdowns`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub abstained_by: BTreeMap<String, BTreeMap<String, usize>>,
     /// Among machine texts detected as machine: the top family (model) is right, percent.
     pub family_attribution_accuracy: f64,
     pub model_attribution_accuracy: f64,
@@ -52,7 +56,8 @@ pub struct ReportInput<'a> {
     pub records: &'a [NewReference],
     pub verdicts: &'a [Verdict],
     pub calibration: Calibration,
-    pub abstained: usize,
+    /// Per record: whether it got no verdict.
+    pub abstained: &'a [bool],
 }
 
 /// Reads the breakdown key of a record.
@@ -62,6 +67,7 @@ impl Report {
     pub fn build(input: ReportInput<'_>) -> Self {
         let scored = super::metrics::scored(input.records, input.verdicts);
         let mut breakdowns = BTreeMap::new();
+        let mut abstained_by: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
         let keys: [(&str, KeyFn); 5] = [
             ("source", |r| r.source.as_deref()),
             ("model", |r| r.model.as_deref()),
@@ -71,11 +77,21 @@ impl Report {
         ];
         for (name, key) in keys {
             let mut groups: BTreeMap<String, Vec<Scored>> = BTreeMap::new();
-            for (r, s) in input.records.iter().zip(&scored) {
-                groups
-                    .entry(key(r).unwrap_or("unknown").to_owned())
-                    .or_default()
-                    .push(*s);
+            let abstained = input
+                .abstained
+                .iter()
+                .copied()
+                .chain(std::iter::repeat(false));
+            for ((r, s), no_verdict) in input.records.iter().zip(&scored).zip(abstained) {
+                let group = key(r).unwrap_or("unknown");
+                groups.entry(group.to_owned()).or_default().push(*s);
+                if no_verdict {
+                    *abstained_by
+                        .entry(name.to_owned())
+                        .or_default()
+                        .entry(group.to_owned())
+                        .or_default() += 1;
+                }
             }
             breakdowns.insert(
                 name.to_owned(),
@@ -125,7 +141,8 @@ impl Report {
             index: input.index,
             reference_count: input.reference_count,
             novel_rate: pct(novel, input.verdicts.len()),
-            abstained: input.abstained,
+            abstained: input.abstained.iter().filter(|&&a| a).count(),
+            abstained_by,
             family_attribution_accuracy: pct(fam_ok, detected),
             model_attribution_accuracy: pct(model_ok, detected),
             operating_points,
@@ -199,10 +216,20 @@ impl Report {
             if groups.len() < 2 {
                 continue;
             }
-            out += &format!("\n| {name} | n | human | machine | HumanRec | MachineRec | AvgRec |\n|---|---|---|---|---|---|---|\n");
+            // Abstentions get a column where there were any.
+            let no_verdict = (self.abstained > 0).then(|| self.abstained_by.get(name));
+            out += &format!(
+                "\n| {name} | n | human | machine | HumanRec | MachineRec | AvgRec |{}\n|---|---|---|---|---|---|---|{}\n",
+                if no_verdict.is_some() { " no verdict |" } else { "" },
+                if no_verdict.is_some() { "---|" } else { "" },
+            );
             for (g, s) in groups {
+                let extra = match no_verdict {
+                    Some(by) => format!(" {} |", by.and_then(|m| m.get(g)).copied().unwrap_or(0)),
+                    None => String::new(),
+                };
                 out += &format!(
-                    "| {g} | {} | {} | {} | {} | {} | {:.2} |\n",
+                    "| {g} | {} | {} | {} | {} | {} | {:.2} |{extra}\n",
                     s.n,
                     s.n_human,
                     s.n_machine,
@@ -221,5 +248,84 @@ impl Report {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::calibrate::calibrate;
+    use crate::detect::{vote, Neighbour, VoteConfig};
+
+    fn neighbours(label: Label) -> Vec<Neighbour> {
+        (0..3)
+            .map(|i| Neighbour {
+                id: i,
+                similarity: 0.9 - i as f32 * 0.1,
+                label,
+                model: None,
+                family: None,
+                source: None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn abstentions_are_counted_per_breakdown_group() {
+        let record = |label, source: &str| NewReference {
+            source: Some(source.into()),
+            ..NewReference::plain("t", label, "test")
+        };
+        let records = [
+            record(Label::Human, "de"),
+            record(Label::Human, "de"),
+            record(Label::Human, "en"),
+            record(Label::Machine, "en"),
+        ];
+        let cfg = VoteConfig {
+            k: 3,
+            ..VoteConfig::default()
+        };
+        let verdicts: Vec<Verdict> = [Label::Human, Label::Human, Label::Machine, Label::Machine]
+            .into_iter()
+            .map(|l| vote(&neighbours(l), &cfg).unwrap())
+            .collect();
+        let val = [
+            (Label::Human, neighbours(Label::Human)),
+            (Label::Machine, neighbours(Label::Machine)),
+        ];
+        let report = Report::build(ReportInput {
+            encoder: "e".into(),
+            references: vec![],
+            test: "t".into(),
+            index: "exact".into(),
+            reference_count: 6,
+            records: &records,
+            verdicts: &verdicts,
+            calibration: calibrate(&val, 0.05, &[0.01], None),
+            abstained: &[true, true, false, false],
+        });
+        assert_eq!(report.abstained, 2);
+        assert_eq!(report.abstained_by["source"]["de"], 2);
+        assert!(!report.abstained_by["source"].contains_key("en"));
+        let md = report.markdown();
+        assert!(md.contains("2 texts got no verdict"), "{md}");
+        assert!(md.contains("| AvgRec | no verdict |"), "{md}");
+        assert!(md.contains("| de | 2 | 2 | 0 |"), "{md}");
+        assert!(md.contains("| 0 |\n"), "{md}");
+        // Without abstentions the tables keep their columns.
+        let none = Report::build(ReportInput {
+            abstained: &[false; 4],
+            records: &records,
+            verdicts: &verdicts,
+            calibration: report.calibration.clone(),
+            encoder: "e".into(),
+            references: vec![],
+            test: "t".into(),
+            index: "exact".into(),
+            reference_count: 6,
+        });
+        assert!(none.abstained_by.is_empty());
+        assert!(!none.markdown().contains("no verdict"));
     }
 }

@@ -360,11 +360,16 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     let t = Instant::now();
     let mut verdicts = score(&rows, &test, encoder.dim(), &cal, &opts)?;
     crate::eval::blend(&mut verdicts, &rows, &texts, &test.records, opts.blend);
-    let mut abstained = 0;
-    for (r, v) in test.records.iter().zip(verdicts.iter_mut()) {
+    let mut abstained = vec![false; test.records.len()];
+    for ((r, v), no_verdict) in test
+        .records
+        .iter()
+        .zip(verdicts.iter_mut())
+        .zip(&mut abstained)
+    {
         if languages.judge(&r.text).is_some() {
             // No verdict: counted as not machine.
-            abstained += 1;
+            *no_verdict = true;
             v.label = crate::store::Label::Human;
             v.score = 0.0;
             if let Some(op) = v.operating_point.as_mut() {
@@ -393,7 +398,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         records: &test.records,
         verdicts: &verdicts,
         calibration: cal,
-        abstained,
+        abstained: &abstained,
     });
     let md = report.markdown();
     println!("{md}");
