@@ -10,8 +10,8 @@ The texts are paragraphs of Debian's manual pages: the English originals of
 and the translations of `manpages-de`, `-es`, `-fr`, `-id`, `-pl`, `-ru`,
 `-zh` (written by volunteer translators; GPL and other free licences;
 fetched with `apt-get download`, nothing is installed; at most 400 pages
-of a package, drawn in the order of their names' SHA-256), rendered with groff and kept when 200-2,000 characters long
-and mostly letters. The translators' credit and licence paragraphs, which
+of a package, drawn in the order of their names' SHA-256), rendered with
+groff and kept when 200-2,000 characters long and mostly letters. The translators' credit and licence paragraphs, which
 repeat on every page, are dropped as duplicates, and so are paragraphs a
 translation left in English (15% or more of their words are common
 English function words; for Chinese, under 30% Han characters). Each record is

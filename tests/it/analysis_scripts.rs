@@ -63,3 +63,49 @@ fn blend_scores_reports_auroc_tpr_and_avg_rec_per_weight() {
         "{stdout}"
     );
 }
+
+/// `scripts/foreign_human_set.py` keeps a paragraph of a translated manual
+/// page only when it is in the page's language: what a translation left in
+/// English is dropped, English pages keep English, headings and short
+/// lines are not paragraphs. Runs its functions on rendered text written
+/// for this test (no package is downloaded).
+#[test]
+fn foreign_human_set_keeps_paragraphs_in_the_pages_language() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let check = r#"
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("fhs", sys.argv[1])
+m = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(m)
+german = ("Gestern Abend saßen wir noch lange in der Küche meiner Großmutter, tranken Tee "
+          "und hörten zu, wie sie von ihrer Jugend in einem kleinen Dorf an der Mosel erzählte. "
+          "Niemand wollte nach Hause gehen, bevor die Geschichte zu Ende war.")
+english = ("The ruleset then needs to handle both of these kinds of actions, and it is the "
+           "caller that decides which of them are allowed for the files that the program opens "
+           "after the call has returned, so nothing it does later can widen them again.")
+han = ("昨天晚上我们在奶奶家的厨房里坐了很久，一边喝茶一边听她讲她年轻时在江南小镇上的生活，"
+       "窗外一直下着小雨，谁也不想回家。" * 5)
+latin_in_zh = "rsync --recursive --links --perms --times source destination 复制 " * 4
+rendered = "NAME\n       " + german[:90] + "\n       " + german[90:] + "\n\nSEE ALSO\n       ls(1)\n"
+paras = list(m.paragraphs(rendered))
+assert paras == [german, "ls(1)"], paras  # headings are not paragraphs
+assert m.usable(german, "de")
+assert not m.usable(english, "de"), "an untranslated paragraph is English"
+assert m.usable(english, "en")
+assert m.usable(han, "zh")
+assert not m.usable(latin_in_zh, "zh"), "mostly Latin letters"
+assert not m.usable("Kurz.", "de"), "too short"
+print("ok")
+"#;
+    let out = Command::new(root.join(".venv/bin/python"))
+        .args(["-c", check])
+        .arg(root.join("scripts/foreign_human_set.py"))
+        .output()
+        .expect("run .venv/bin/python (scripts/setup)");
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "ok",
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
