@@ -3,6 +3,8 @@
 
     scripts/eval_table.py NAME[=LABEL] ...           the benchmark rows
     scripts/eval_table.py --folds NAME[=LABEL] ...   leave-one-family-out, fold by fold
+    scripts/eval_table.py --humans NAME[=LABEL] ...  false-positive rates on human texts
+                                                     the references do not cover
 
 A row the configuration was not run on shows as "-".
 """
@@ -53,10 +55,37 @@ def folds(args):
     print("Each cell: AvgRec / AUROC / TPR at 1% FPR. Leaky: the encoder was trained on the family.")
 
 
+def humans(args):
+    """False-positive rate (percent of human texts labelled machine; no
+    verdict counts as not machine) per set of scripts/foreign_human_set.py."""
+    print("| configuration | other languages | English, another domain | no verdict |")
+    print("|---|---|---|---|")
+    for arg in args:
+        name, _, label = arg.partition("=")
+        r = report(name, "humans")
+        if r is None:
+            print(f"| {label or name} | - | - | - |")
+            continue
+        by = r["breakdowns"]["source"]
+        english = [s for s in by if s == "manpages"]
+        other = [s for s in by if s not in english]
+
+        def fpr(sources):
+            n = sum(by[s]["n_human"] for s in sources)
+            ok = sum(by[s]["human_rec"] * by[s]["n_human"] / 100 for s in sources)
+            return f"{100 - 100 * ok / n:.1f}% of {n}" if n else "-"
+
+        print(f"| {label or name} | {fpr(other)} | {fpr(english)} | {r.get('abstained', 0)} |")
+    print()
+    print("False-positive rate of the label; texts without a verdict count as not machine.")
+
+
 def main():
     args = sys.argv[1:]
     if args and args[0] == "--folds":
         return folds(args[1:])
+    if args and args[0] == "--humans":
+        return humans(args[1:])
     print("| configuration | `test` | OUTFOX | OUTFOX + refs (TFIA) | unseen family (mean of 5) | + 100 refs |")
     print("|---|---|---|---|---|---|")
     for arg in args:

@@ -8,7 +8,11 @@
 #   scripts/eval_views.sh NAME DB [detective eval flags: --model, --max-length, --windows, --lexical-dim, --alpha, --classifier-weight]
 #   scripts/eval_views.sh NAME REFS.jsonl[,MORE.jsonl] [flags]
 #
-# ROWS="test lofo" runs only those rows (default: test ood tfia lofo).
+# ROWS="test lofo" runs only those rows (default: test ood tfia lofo humans).
+# `humans` scores human texts the references do not cover (other languages,
+# and English of another domain: scripts/foreign_human_set.py, built into
+# .cache/foreign/humans.jsonl on first use, or HUMANS=FILE); its
+# false-positive rates are `scripts/eval_table.py --humans NAME`.
 #
 # DB is a SQLite store seeded on first use with the shipped default
 # references in the configuration's neural space; a .jsonl argument instead
@@ -23,7 +27,8 @@ corpus=${CORPUS:-../shared/corpus}
 bin=${DETECTIVE:-target/release/detective}
 out=docs/eval
 mkdir -p "$out"
-rows=" ${ROWS:-test ood tfia lofo} "
+rows=" ${ROWS:-test ood tfia lofo humans} "
+humans=${HUMANS:-.cache/foreign/humans.jsonl}
 run() {
   [[ $rows == *" $1 "* ]] || return 0
   echo "== $name: $1" >&2
@@ -44,3 +49,8 @@ run lofo "$@" --test "$corpus/test.jsonl" \
   --leave-family-out openai,meta-llama,anthropic,google,eleutherai \
   --adapt-from "$corpus/train.jsonl" --adapt-count 100 \
   --json "$out/$name-lofo.json" --markdown "$out/$name-lofo.md" >/dev/null
+if [[ $rows == *" humans "* && ! -s $humans ]]; then
+  python3 scripts/foreign_human_set.py --out "$humans"
+fi
+run humans "$@" --test "$humans" \
+  --json "$out/$name-humans.json" --markdown "$out/$name-humans.md" >/dev/null
