@@ -56,7 +56,8 @@ pub struct DetectResult {
     /// when it is blended into `score`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub classifier: Option<f64>,
-    /// The plain majority of the k nearest references.
+    /// The neighbours' decision: the closest group of references where
+    /// calibration chose the group vote, else the majority of the k nearest.
     pub majority: Label,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub operating_point: Option<OperatingVerdict>,

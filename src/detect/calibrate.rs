@@ -17,7 +17,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::classifier::{Classifier, ClassifierConfig};
-use super::vote::{vote, weighted_score, Neighbour, OperatingPoint, VoteConfig};
+use super::vote::{
+    group_vote, vote, weighted_score, Neighbour, OperatingPoint, VoteConfig, GROUP_CANDIDATES,
+    GROUP_POOL,
+};
 use super::{DetectError, References};
 use crate::encoder::HeldOut;
 use crate::index::IndexKind;
@@ -59,9 +62,26 @@ pub struct Calibration {
     /// when there was more than one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub avg_rec_by_hubness: Vec<(f32, f64)>,
+    /// Group vote chosen on validation (the `m` nearest members a group's
+    /// closeness averages); `None`: the majority of the `k` nearest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<usize>,
+    /// Validation AvgRec (percent) of the group vote for every candidate
+    /// `m`, when there were candidates.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub avg_rec_by_groups: Vec<(usize, f64)>,
 }
 
 impl Calibration {
+    /// Whether this calibration compared the default group votes with the
+    /// majority (one made before group votes existed did not).
+    pub fn compared_default_groups(&self) -> bool {
+        self.avg_rec_by_groups
+            .iter()
+            .map(|&(m, _)| m)
+            .eq(GROUP_CANDIDATES.iter().copied())
+    }
+
     /// Vote configuration at the calibrated k, with the operating point for
     /// `target_fpr` if one was calibrated.
     pub fn vote_config(&self, target_fpr: Option<f64>) -> VoteConfig {
@@ -69,6 +89,7 @@ impl Calibration {
             k: self.k,
             temperature: self.temperature,
             novelty_threshold: self.novelty_threshold,
+            groups: self.groups,
             operating_point: target_fpr.and_then(|t| {
                 self.operating_points
                     .iter()
@@ -146,6 +167,9 @@ pub struct CalibrationOptions {
     /// Candidate weights of the references' hubness in the ranking of
     /// neighbours; validation picks one (a tie goes to the smaller).
     pub hubness: Vec<f32>,
+    /// Candidate group votes (`m`, see [`VoteConfig::groups`]); validation
+    /// picks one where it beats the majority (empty: the majority).
+    pub groups: Vec<usize>,
 }
 
 /// Fewest held-out texts of each label the held-out validation needs.
@@ -161,6 +185,7 @@ impl Default for CalibrationOptions {
             temperature: 0.05,
             held_out: None,
             hubness: vec![0.0],
+            groups: GROUP_CANDIDATES.to_vec(),
         }
     }
 }
@@ -220,7 +245,10 @@ pub fn calibrate_blended(
     if weights.iter().any(|&w| w != 0.0) {
         index.refresh_hubs(&rest);
     }
-    let k_max = *K_CANDIDATES.last().expect("candidates");
+    let k_max = match opts.groups.is_empty() {
+        true => *K_CANDIDATES.last().expect("candidates"),
+        false => GROUP_POOL,
+    };
     let model = (weight > 0.0)
         .then(|| {
             let t: Vec<&str> = rest_at.iter().map(|&i| texts[i]).collect();
@@ -245,6 +273,7 @@ pub fn calibrate_blended(
             hubness: w,
             ..calibrate(&found, opts.temperature, &opts.target_fprs, blend)
         };
+        let cal = choose_groups(cal, &found, &opts.groups);
         let score = best_avg_rec(&cal);
         by_hubness.push((w, score));
         if best.as_ref().is_none_or(|b| score > best_avg_rec(b)) {
@@ -264,12 +293,61 @@ pub fn calibrate_blended(
     })
 }
 
-/// The validation AvgRec at the calibrated k.
+/// The validation AvgRec of the calibrated vote (the group vote, if one
+/// was chosen, else the majority at the calibrated k).
 fn best_avg_rec(c: &Calibration) -> f64 {
-    c.avg_rec_by_k
+    let majority = c
+        .avg_rec_by_k
         .iter()
         .find(|(k, _)| *k == c.k)
-        .map_or(f64::NEG_INFINITY, |p| p.1)
+        .map_or(f64::NEG_INFINITY, |p| p.1);
+    c.groups
+        .and_then(|m| c.avg_rec_by_groups.iter().find(|(g, _)| *g == m))
+        .map_or(majority, |p| p.1)
+}
+
+/// Validation AvgRec (percent) of the group vote with `m`.
+pub fn group_avg_rec(val: &[(Label, Vec<Neighbour>)], m: usize) -> f64 {
+    let mut hit = [0usize; 2];
+    let mut total = [0usize; 2];
+    for (truth, nb) in val {
+        let i = usize::from(*truth == Label::Machine);
+        total[i] += 1;
+        if group_vote(nb, m).is_some_and(|g| g.label == *truth) {
+            hit[i] += 1;
+        }
+    }
+    let rec = |i: usize| 100.0 * hit[i] as f64 / total[i].max(1) as f64;
+    (rec(0) + rec(1)) / 2.0
+}
+
+/// The group vote among `candidates` with the best validation AvgRec, if
+/// it beats the calibrated majority (a tie keeps the majority).
+fn choose_groups(
+    cal: Calibration,
+    val: &[(Label, Vec<Neighbour>)],
+    candidates: &[usize],
+) -> Calibration {
+    if candidates.is_empty() {
+        return cal;
+    }
+    let by: Vec<(usize, f64)> = candidates
+        .iter()
+        .map(|&m| (m, group_avg_rec(val, m)))
+        .collect();
+    let majority = best_avg_rec(&cal);
+    let best = by
+        .iter()
+        .fold(None::<(usize, f64)>, |b, &(m, r)| match b {
+            Some((_, br)) if br >= r => b,
+            _ => Some((m, r)),
+        })
+        .filter(|&(_, r)| r > majority);
+    Calibration {
+        groups: best.map(|(m, _)| m),
+        avg_rec_by_groups: by,
+        ..cal
+    }
 }
 
 /// Which rows are of the groups `split` holds out, if at least
@@ -403,12 +481,78 @@ pub fn calibrate(
         held_out: false,
         hubness: 0.0,
         avg_rec_by_hubness: Vec::new(),
+        groups: None,
+        avg_rec_by_groups: Vec::new(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn nb(label: Label, model: &str, sim: f32) -> Neighbour {
+        Neighbour {
+            id: 0,
+            similarity: sim,
+            label,
+            model: (label == Label::Machine).then(|| model.to_owned()),
+            family: None,
+            source: None,
+        }
+    }
+
+    #[test]
+    fn group_vote_is_chosen_only_where_validation_prefers_it() {
+        // Machine texts whose nearest reference is human, and whose other
+        // close ones are too few to win a majority at any k; human texts
+        // whose two nearest are machine. Every k gets one kind wrong; the
+        // closest group of three is right for both.
+        let tail = |mut v: Vec<Neighbour>| {
+            v.extend((0..60).map(|_| nb(Label::Human, "", 0.5)));
+            v
+        };
+        let machine_text = || {
+            tail(vec![
+                nb(Label::Human, "", 0.95),
+                nb(Label::Machine, "new-model", 0.9),
+                nb(Label::Machine, "new-model", 0.89),
+            ])
+        };
+        let human_text = || {
+            tail(vec![
+                nb(Label::Machine, "m", 0.95),
+                nb(Label::Machine, "m", 0.94),
+                nb(Label::Human, "", 0.9),
+                nb(Label::Human, "", 0.89),
+                nb(Label::Human, "", 0.88),
+            ])
+        };
+        let val: Vec<(Label, Vec<Neighbour>)> = (0..10)
+            .map(|i| match i % 2 {
+                0 => (Label::Machine, machine_text()),
+                _ => (Label::Human, human_text()),
+            })
+            .collect();
+        assert_eq!(group_avg_rec(&val, 3), 100.0);
+        let cal = calibrate(&val, 0.05, &[0.01], None);
+        assert!(best_avg_rec(&cal) < 100.0);
+        let chosen = choose_groups(cal.clone(), &val, &[3]);
+        assert_eq!(chosen.groups, Some(3));
+        assert_eq!(chosen.avg_rec_by_groups, vec![(3, 100.0)]);
+        assert_eq!(chosen.vote_config(None).groups, Some(3));
+        assert_eq!(best_avg_rec(&chosen), 100.0);
+        // No candidates: the majority, nothing recorded.
+        assert_eq!(choose_groups(cal.clone(), &val, &[]), cal);
+        // Where the group vote is no better, the majority stays.
+        let easy: Vec<(Label, Vec<Neighbour>)> = (0..10)
+            .map(|i| match i % 2 {
+                0 => (Label::Machine, vec![nb(Label::Machine, "m", 0.9); 3]),
+                _ => (Label::Human, vec![nb(Label::Human, "", 0.9); 3]),
+            })
+            .collect();
+        let cal = calibrate(&easy, 0.05, &[0.01], None);
+        assert_eq!(choose_groups(cal, &easy, &[1, 3]).groups, None);
+    }
 
     #[test]
     fn threshold_keeps_false_positives_within_target() {

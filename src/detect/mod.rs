@@ -78,6 +78,6 @@ pub fn detect_vectors(
 ) -> Vec<Option<Verdict>> {
     queries
         .iter()
-        .map(|q| vote(&refs.search(q, cfg.k), cfg))
+        .map(|q| vote(&refs.search(q, cfg.search_width()), cfg))
         .collect()
 }

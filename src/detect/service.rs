@@ -239,7 +239,7 @@ impl Detector {
                 .enumerate()
                 .map(|(i, ((v, abstained), p))| {
                     let started = Instant::now();
-                    let neighbours = refs.search(v, cfg.k);
+                    let neighbours = refs.search(v, cfg.search_width());
                     let searched = Instant::now();
                     metrics::stage("search", (searched - started).as_secs_f64());
                     let mut verdict = vote(&neighbours, &cfg).ok_or(DetectError::NoReferences)?;

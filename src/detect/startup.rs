@@ -105,10 +105,13 @@ pub async fn open(
         }
     };
     // A calibration for another classifier weight chose its thresholds on
-    // other scores, and one made without the encoder's held-out split on
-    // texts the encoder knows: calibrated again.
+    // other scores, one made without the encoder's held-out split on texts
+    // the encoder knows, and one that never compared the group votes with
+    // the majority: calibrated again.
     let calibration = match calibrate::stored(store, encoder.id()).await?.filter(|c| {
-        c.classifier_weight == classifier_weight && c.held_out_split == encoder.held_out()
+        c.classifier_weight == classifier_weight
+            && c.held_out_split == encoder.held_out()
+            && c.compared_default_groups()
     }) {
         Some(c) => Some(c),
         None => {
@@ -133,6 +136,7 @@ pub async fn open(
             k = c.k,
             validation = c.validation_size,
             held_out = c.held_out,
+            group_vote = c.groups,
             "calibrated on {} validation texts{}",
             c.validation_size,
             if c.held_out {

@@ -43,6 +43,11 @@ pub struct VoteConfig {
     /// Nearest similarity below which a text is flagged as novel.
     pub novelty_threshold: Option<f32>,
     pub operating_point: Option<OperatingPoint>,
+    /// Group vote: the label is that of the closest group of references
+    /// (human texts; each model's machine texts), a group's closeness the
+    /// mean similarity of its `m` nearest members (see [`group_vote`]).
+    /// `None`: the majority of the `k` nearest decides.
+    pub groups: Option<usize>,
 }
 
 impl Default for VoteConfig {
@@ -52,8 +57,97 @@ impl Default for VoteConfig {
             temperature: 0.05,
             novelty_threshold: None,
             operating_point: None,
+            groups: None,
         }
     }
+}
+
+/// Neighbours searched for a group vote: the groups compete within them.
+pub const GROUP_POOL: usize = 256;
+/// Group votes calibration compares with the majority by default (`m`).
+pub const GROUP_CANDIDATES: [usize; 2] = [3, 5];
+
+impl VoteConfig {
+    /// How many neighbours a vote with this configuration reads.
+    pub fn search_width(&self) -> usize {
+        match self.groups {
+            Some(_) => self.k.max(GROUP_POOL),
+            None => self.k,
+        }
+    }
+}
+
+/// The closest group of references among `neighbours` (sorted most similar
+/// first): human texts form one group, machine texts one per model (else
+/// family). A group's closeness is the mean similarity of its `m` nearest
+/// members; one with fewer than `m` among the neighbours is filled with the
+/// least similar neighbour's similarity (its other members are no closer).
+/// A new model's few references compete as a group of their own instead of
+/// being outnumbered among the `k` nearest, and a crowd of one kind of text
+/// cannot outvote a closer group.
+pub fn group_vote(neighbours: &[Neighbour], m: usize) -> Option<GroupVerdict> {
+    let m = m.max(1);
+    let floor = neighbours.last()?.similarity;
+    let mut groups: Vec<(Label, &str, Vec<f32>)> = Vec::new();
+    for n in neighbours {
+        let name = match n.label {
+            Label::Human => "human",
+            Label::Machine => n
+                .model
+                .as_deref()
+                .or(n.family.as_deref())
+                .unwrap_or("machine"),
+        };
+        match groups
+            .iter_mut()
+            .find(|(l, g, _)| *l == n.label && *g == name)
+        {
+            Some((_, _, sims)) if sims.len() < m => sims.push(n.similarity),
+            Some(_) => {}
+            None => groups.push((n.label, name, vec![n.similarity])),
+        }
+    }
+    let closeness = |sims: &[f32]| {
+        let filled = sims.len().max(m);
+        (sims.iter().map(|&s| f64::from(s)).sum::<f64>()
+            + (filled - sims.len()) as f64 * f64::from(floor))
+            / filled as f64
+    };
+    let best = |label: Label| {
+        groups
+            .iter()
+            .filter(|(l, _, _)| *l == label)
+            .map(|(_, g, sims)| (*g, closeness(sims)))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+    };
+    let human = best(Label::Human);
+    let machine = best(Label::Machine);
+    let label = match (human, machine) {
+        (Some((_, h)), Some((_, m))) if m > h => Label::Machine,
+        (None, Some(_)) => Label::Machine,
+        _ => Label::Human,
+    };
+    Some(GroupVerdict {
+        label,
+        human: human.map(|(_, c)| c),
+        machine: machine.map(|(_, c)| c),
+        machine_group: machine.map(|(g, _)| g.to_owned()),
+        m,
+    })
+}
+
+/// What a group vote found.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupVerdict {
+    pub label: Label,
+    /// Closeness of the human texts.
+    pub human: Option<f64>,
+    /// Closeness of the closest machine group.
+    pub machine: Option<f64>,
+    /// The closest machine group's model (or family).
+    pub machine_group: Option<String>,
+    /// Nearest members a group's closeness averages.
+    pub m: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -100,6 +194,9 @@ pub struct Verdict {
     pub operating_point: Option<OperatingVerdict>,
     pub attribution: Attribution,
     pub neighbours: Vec<Neighbour>,
+    /// The group vote that decided `label`, when one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<GroupVerdict>,
     /// Why the majority and the score (or the operating point) disagree,
     /// in words a moderator can read; absent when they agree.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -120,12 +217,14 @@ pub fn vote(neighbours: &[Neighbour], cfg: &VoteConfig) -> Option<Verdict> {
     let score = weighted_score(used, cfg.temperature);
     let machine_votes = used.iter().filter(|n| n.label == Label::Machine).count();
     let human_votes = used.len() - machine_votes;
-    let label = match machine_votes.cmp(&human_votes) {
+    let majority = match machine_votes.cmp(&human_votes) {
         std::cmp::Ordering::Greater => Label::Machine,
         std::cmp::Ordering::Less => Label::Human,
         std::cmp::Ordering::Equal if score > 0.5 => Label::Machine,
         std::cmp::Ordering::Equal => Label::Human,
     };
+    let group = cfg.groups.and_then(|m| group_vote(neighbours, m));
+    let label = group.as_ref().map_or(majority, |g| g.label);
     let operating_point = cfg.operating_point.map(|op| OperatingVerdict {
         target_fpr: op.target_fpr,
         threshold: op.threshold,
@@ -135,9 +234,17 @@ pub fn vote(neighbours: &[Neighbour], cfg: &VoteConfig) -> Option<Verdict> {
             Label::Human
         },
     });
-    let note = disagreement(label, score, None, operating_point.as_ref(), used);
+    let note = disagreement(
+        label,
+        score,
+        None,
+        operating_point.as_ref(),
+        used,
+        group.as_ref(),
+    );
     Some(Verdict {
         note,
+        group,
         classifier: None,
         label,
         score,
@@ -172,6 +279,7 @@ impl Verdict {
             Some(p),
             self.operating_point.as_ref(),
             &self.neighbours,
+            self.group.as_ref(),
         );
     }
 }
@@ -185,8 +293,23 @@ fn disagreement(
     classifier: Option<f64>,
     op: Option<&OperatingVerdict>,
     used: &[Neighbour],
+    group: Option<&GroupVerdict>,
 ) -> Option<String> {
     let votes = used.iter().filter(|n| n.label == label).count();
+    let group_note = group.map(|g| {
+        let machine = g.machine_group.as_deref().unwrap_or("machine texts");
+        let (closest, other, c, o) = match g.label {
+            Label::Human => ("human-written texts", machine, g.human, g.machine),
+            Label::Machine => (machine, "human-written texts", g.machine, g.human),
+        };
+        format!(
+            "the closest group of references is {closest} (mean similarity of its {} \
+             nearest {:.3}; {other} {:.3})",
+            g.m,
+            c.unwrap_or(f64::NAN),
+            o.unwrap_or(f64::NAN)
+        )
+    });
     let closest = |l: Label| {
         used.iter()
             .filter(|n| n.label == l)
@@ -197,10 +320,16 @@ fn disagreement(
         Label::Human => Label::Machine,
         Label::Machine => Label::Human,
     };
-    let majority = format!(
-        "{votes} of the {} nearest references are {label}",
-        used.len()
-    );
+    let majority = match &group_note {
+        Some(g) => format!(
+            "{g}; {votes} of the {} nearest references are {label}",
+            used.len()
+        ),
+        None => format!(
+            "{votes} of the {} nearest references are {label}",
+            used.len()
+        ),
+    };
     let mut closer = if closest(other) > closest(label) {
         format!(
             ": the closest {other} reference is more similar ({:.3}) than the closest \
@@ -237,6 +366,8 @@ fn disagreement(
                 "similarity-weighted"
             }
         )),
+        // The group vote overruled the nearest references' majority.
+        _ if group.is_some() && votes * 2 < used.len() => Some(majority),
         _ => None,
     }
 }
@@ -400,6 +531,70 @@ mod tests {
         let far = [m(1, 0.6, "a", "a1"), m(2, 0.55, "a", "a1")];
         let (c, f) = (weighted_score(&close, 0.05), weighted_score(&far, 0.05));
         assert!(c > f && f > 0.5 && c < 1.0, "{c} {f}");
+    }
+
+    #[test]
+    fn a_close_group_outvotes_a_crowd_and_says_why() {
+        // Three human texts among the five nearest, but the two of gpt-4 are
+        // the closest, and its group stays close further down.
+        let nb = [
+            m(1, 0.90, "openai", "gpt-4"),
+            m(2, 0.88, "openai", "gpt-4"),
+            h(3, 0.80),
+            h(4, 0.79),
+            h(5, 0.78),
+            m(6, 0.77, "openai", "gpt-4"),
+            h(7, 0.60),
+        ];
+        let majority = VoteConfig {
+            k: 5,
+            ..VoteConfig::default()
+        };
+        assert_eq!(vote(&nb, &majority).unwrap().label, Label::Human);
+        let groups = VoteConfig {
+            groups: Some(3),
+            ..majority.clone()
+        };
+        assert_eq!(groups.search_width(), GROUP_POOL);
+        let v = vote(&nb, &groups).unwrap();
+        assert_eq!(v.label, Label::Machine);
+        assert_eq!((v.machine_votes, v.human_votes, v.k), (2, 3, 5));
+        let g = v.group.as_ref().unwrap();
+        assert_eq!(g.machine_group.as_deref(), Some("gpt-4"));
+        assert!((g.machine.unwrap() - (0.90 + 0.88 + 0.77) / 3.0).abs() < 1e-6);
+        assert!((g.human.unwrap() - (0.80 + 0.79 + 0.78) / 3.0).abs() < 1e-6);
+        let note = v.note.as_deref().unwrap();
+        assert!(
+            note.contains("closest group of references is gpt-4"),
+            "{note}"
+        );
+        assert!(
+            note.contains("2 of the 5 nearest references are machine"),
+            "{note}"
+        );
+        // A group with fewer members than m among the neighbours is filled
+        // with the least similar neighbour's similarity: one close text of
+        // a model is not a group of three close ones.
+        let lone = [
+            m(1, 0.95, "meta-llama", "llama-2"),
+            h(2, 0.80),
+            h(3, 0.79),
+            h(4, 0.78),
+            h(5, 0.50),
+        ];
+        let g = group_vote(&lone, 3).unwrap();
+        assert_eq!(g.label, Label::Human);
+        assert!((g.machine.unwrap() - (0.95 + 0.5 + 0.5) / 3.0).abs() < 1e-6);
+        assert_eq!(group_vote(&lone, 1).unwrap().label, Label::Machine);
+        // Machine texts without a model are grouped by family, then as one.
+        let unnamed = Neighbour {
+            model: None,
+            family: None,
+            ..m(9, 0.99, "x", "x")
+        };
+        let g = group_vote(&[unnamed, h(2, 0.5)], 1).unwrap();
+        assert_eq!(g.machine_group.as_deref(), Some("machine"));
+        assert!(group_vote(&[], 3).is_none());
     }
 
     #[test]

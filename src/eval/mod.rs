@@ -73,6 +73,8 @@ pub struct EvalOptions {
     /// Candidate weights of the references' hubness in the ranking of
     /// neighbours, chosen among on validation.
     pub hubness: Vec<f32>,
+    /// Candidate group votes, chosen among (or not) on validation.
+    pub groups: Vec<usize>,
 }
 
 impl Default for EvalOptions {
@@ -88,6 +90,7 @@ impl Default for EvalOptions {
             blend: 0.0,
             held_out: None,
             hubness: vec![0.0],
+            groups: crate::detect::vote::GROUP_CANDIDATES.to_vec(),
         }
     }
 }
@@ -220,6 +223,7 @@ impl EvalOptions {
             temperature: self.temperature,
             held_out: self.held_out,
             hubness: self.hubness.clone(),
+            groups: self.groups.clone(),
         }
     }
 }
@@ -244,7 +248,7 @@ pub fn score(
         .vectors
         .par_iter()
         .map(|q| {
-            let nb = index.search_hub_scaled(q, cfg.k, cal.hubness);
+            let nb = index.search_hub_scaled(q, cfg.search_width(), cal.hubness);
             vote(&nb, &cfg).expect("references are not empty")
         })
         .collect())

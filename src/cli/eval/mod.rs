@@ -109,6 +109,12 @@ pub struct EvalArgs {
     /// ranking neighbours; validation picks one (0: plain similarity).
     #[arg(long, value_delimiter = ',', default_value = "0")]
     pub hubness: Vec<f32>,
+    /// Candidate group votes: the label of the closest group of references
+    /// (human texts; each model's texts), a group's closeness the mean
+    /// similarity of its M nearest members. Validation picks one where it
+    /// beats the majority of the k nearest (0: the majority only).
+    #[arg(long, value_delimiter = ',', default_value = "3,5")]
+    pub group_vote: Vec<usize>,
     /// Languages verdicts are given for (as `serve --languages`): scored
     /// texts in others abstain and count as not machine.
     #[arg(long, default_value = "eng")]
@@ -319,6 +325,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         blend: args.index.classifier_weight()?,
         held_out: encoder.held_out().filter(|_| !args.no_held_out),
         hubness: args.hubness.clone(),
+        groups: args.group_vote.iter().copied().filter(|&m| m > 0).collect(),
         ..EvalOptions::default()
     };
     if !args.leave_family_out.is_empty() {
@@ -326,7 +333,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     }
     let cal = opts.calibrate(&rows, &texts, encoder.dim())?;
     eprintln!(
-        "calibrated on {} validation texts{}: k = {}, hubness weight {}",
+        "calibrated on {} validation texts{}: k = {}, hubness weight {}, group vote {}",
         cal.validation_size,
         if cal.held_out {
             " held out of the encoder's training"
@@ -334,7 +341,8 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
             ""
         },
         cal.k,
-        cal.hubness
+        cal.hubness,
+        cal.groups.map_or("no".to_owned(), |m| format!("m = {m}"))
     );
     if args.segments > 0 {
         let bar = progress(None, "windows embedded");
