@@ -67,8 +67,8 @@ def humans(args):
             print(f"| {label or name} | - | - | - |")
             continue
         by = r["breakdowns"]["source"]
-        english = [s for s in by if s == "manpages"]
-        other = [s for s in by if s not in english]
+        english = [s for s in by if s == "manpages"]  # the English originals' package
+        other = [s for s in by if s != "manpages"]
 
         def fpr(sources):
             n = sum(by[s]["n_human"] for s in sources)

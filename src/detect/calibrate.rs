@@ -17,10 +17,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::classifier::{Classifier, ClassifierConfig};
-use super::vote::{
-    group_vote, vote, weighted_score, Neighbour, OperatingPoint, VoteConfig, GROUP_CANDIDATES,
-    GROUP_POOL,
-};
+use super::group_vote::{group_vote, GROUP_CANDIDATES, GROUP_POOL};
+use super::vote::{vote, weighted_score, Neighbour, OperatingPoint, VoteConfig};
 use super::{DetectError, References};
 use crate::encoder::HeldOut;
 use crate::index::IndexKind;
@@ -107,12 +105,26 @@ pub fn avg_rec_at(val: &[(Label, Vec<Neighbour>)], k: usize, temperature: f64) -
         temperature,
         ..VoteConfig::default()
     };
+    avg_rec_of(val, |nb| vote(nb, &cfg).map(|v| v.label))
+}
+
+/// Validation AvgRec (percent) of the group vote with `m`.
+pub fn group_avg_rec(val: &[(Label, Vec<Neighbour>)], m: usize) -> f64 {
+    avg_rec_of(val, |nb| group_vote(nb, m).map(|g| g.label))
+}
+
+/// Average of human and machine recall (percent) of `decide` on the
+/// validation texts' neighbour lists.
+fn avg_rec_of(
+    val: &[(Label, Vec<Neighbour>)],
+    decide: impl Fn(&[Neighbour]) -> Option<Label>,
+) -> f64 {
     let mut hit = [0usize; 2];
     let mut total = [0usize; 2];
     for (truth, nb) in val {
         let i = usize::from(*truth == Label::Machine);
         total[i] += 1;
-        if vote(nb, &cfg).is_some_and(|v| v.label == *truth) {
+        if decide(nb) == Some(*truth) {
             hit[i] += 1;
         }
     }
@@ -304,21 +316,6 @@ fn best_avg_rec(c: &Calibration) -> f64 {
     c.groups
         .and_then(|m| c.avg_rec_by_groups.iter().find(|(g, _)| *g == m))
         .map_or(majority, |p| p.1)
-}
-
-/// Validation AvgRec (percent) of the group vote with `m`.
-pub fn group_avg_rec(val: &[(Label, Vec<Neighbour>)], m: usize) -> f64 {
-    let mut hit = [0usize; 2];
-    let mut total = [0usize; 2];
-    for (truth, nb) in val {
-        let i = usize::from(*truth == Label::Machine);
-        total[i] += 1;
-        if group_vote(nb, m).is_some_and(|g| g.label == *truth) {
-            hit[i] += 1;
-        }
-    }
-    let rec = |i: usize| 100.0 * hit[i] as f64 / total[i].max(1) as f64;
-    (rec(0) + rec(1)) / 2.0
 }
 
 /// The group vote among `candidates` with the best validation AvgRec, if

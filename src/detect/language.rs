@@ -161,19 +161,12 @@ fn foreign_script(text: &str, covered: &BTreeSet<&'static str>) -> Option<Absten
         return None;
     }
     let writes_covered = |s: &Script| s.langs().iter().any(|l| covered.contains(l.code()));
-    let foreign: usize = counts
-        .iter()
-        .filter(|(s, _)| !writes_covered(s))
-        .map(|(_, n)| n)
-        .sum();
-    let share = foreign as f64 / letters as f64;
+    counts.retain(|(s, _)| !writes_covered(s));
+    let share = counts.iter().map(|(_, n)| n).sum::<usize>() as f64 / letters as f64;
     if share < FOREIGN_SCRIPT_SHARE {
         return None;
     }
-    let (script, _) = counts
-        .iter()
-        .filter(|(s, _)| !writes_covered(s))
-        .max_by_key(|(_, n)| *n)?;
+    let (script, _) = counts.iter().max_by_key(|(_, n)| *n)?;
     Some(Abstention {
         language: "und".into(),
         script: Some(script.name().to_owned()),

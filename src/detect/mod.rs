@@ -6,6 +6,7 @@
 //! feed and compacts it when deletions pile up.
 pub mod calibrate;
 pub mod classifier;
+pub mod group_vote;
 pub mod import;
 pub mod keys;
 pub mod language;

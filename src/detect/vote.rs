@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::group_vote::{group_vote, GroupVerdict, GROUP_POOL};
+
 use crate::store::Label;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -62,11 +64,6 @@ impl Default for VoteConfig {
     }
 }
 
-/// Neighbours searched for a group vote: the groups compete within them.
-pub const GROUP_POOL: usize = 256;
-/// Group votes calibration compares with the majority by default (`m`).
-pub const GROUP_CANDIDATES: [usize; 2] = [3, 5];
-
 impl VoteConfig {
     /// How many neighbours a vote with this configuration reads.
     pub fn search_width(&self) -> usize {
@@ -75,79 +72,6 @@ impl VoteConfig {
             None => self.k,
         }
     }
-}
-
-/// The closest group of references among `neighbours` (sorted most similar
-/// first): human texts form one group, machine texts one per model (else
-/// family). A group's closeness is the mean similarity of its `m` nearest
-/// members; one with fewer than `m` among the neighbours is filled with the
-/// least similar neighbour's similarity (its other members are no closer).
-/// A new model's few references compete as a group of their own instead of
-/// being outnumbered among the `k` nearest, and a crowd of one kind of text
-/// cannot outvote a closer group.
-pub fn group_vote(neighbours: &[Neighbour], m: usize) -> Option<GroupVerdict> {
-    let m = m.max(1);
-    let floor = neighbours.last()?.similarity;
-    let mut groups: Vec<(Label, &str, Vec<f32>)> = Vec::new();
-    for n in neighbours {
-        let name = match n.label {
-            Label::Human => "human",
-            Label::Machine => n
-                .model
-                .as_deref()
-                .or(n.family.as_deref())
-                .unwrap_or("machine"),
-        };
-        match groups
-            .iter_mut()
-            .find(|(l, g, _)| *l == n.label && *g == name)
-        {
-            Some((_, _, sims)) if sims.len() < m => sims.push(n.similarity),
-            Some(_) => {}
-            None => groups.push((n.label, name, vec![n.similarity])),
-        }
-    }
-    let closeness = |sims: &[f32]| {
-        let filled = sims.len().max(m);
-        (sims.iter().map(|&s| f64::from(s)).sum::<f64>()
-            + (filled - sims.len()) as f64 * f64::from(floor))
-            / filled as f64
-    };
-    let best = |label: Label| {
-        groups
-            .iter()
-            .filter(|(l, _, _)| *l == label)
-            .map(|(_, g, sims)| (*g, closeness(sims)))
-            .max_by(|a, b| a.1.total_cmp(&b.1))
-    };
-    let human = best(Label::Human);
-    let machine = best(Label::Machine);
-    let label = match (human, machine) {
-        (Some((_, h)), Some((_, m))) if m > h => Label::Machine,
-        (None, Some(_)) => Label::Machine,
-        _ => Label::Human,
-    };
-    Some(GroupVerdict {
-        label,
-        human: human.map(|(_, c)| c),
-        machine: machine.map(|(_, c)| c),
-        machine_group: machine.map(|(g, _)| g.to_owned()),
-        m,
-    })
-}
-
-/// What a group vote found.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct GroupVerdict {
-    pub label: Label,
-    /// Closeness of the human texts.
-    pub human: Option<f64>,
-    /// Closeness of the closest machine group.
-    pub machine: Option<f64>,
-    /// The closest machine group's model (or family).
-    pub machine_group: Option<String>,
-    /// Nearest members a group's closeness averages.
-    pub m: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -296,20 +220,7 @@ fn disagreement(
     group: Option<&GroupVerdict>,
 ) -> Option<String> {
     let votes = used.iter().filter(|n| n.label == label).count();
-    let group_note = group.map(|g| {
-        let machine = g.machine_group.as_deref().unwrap_or("machine texts");
-        let (closest, other, c, o) = match g.label {
-            Label::Human => ("human-written texts", machine, g.human, g.machine),
-            Label::Machine => (machine, "human-written texts", g.machine, g.human),
-        };
-        format!(
-            "the closest group of references is {closest} (mean similarity of its {} \
-             nearest {:.3}; {other} {:.3})",
-            g.m,
-            c.unwrap_or(f64::NAN),
-            o.unwrap_or(f64::NAN)
-        )
-    });
+    let group_note = group.map(GroupVerdict::describe);
     let closest = |l: Label| {
         used.iter()
             .filter(|n| n.label == l)
@@ -320,16 +231,13 @@ fn disagreement(
         Label::Human => Label::Machine,
         Label::Machine => Label::Human,
     };
-    let majority = match &group_note {
-        Some(g) => format!(
-            "{g}; {votes} of the {} nearest references are {label}",
-            used.len()
-        ),
-        None => format!(
-            "{votes} of the {} nearest references are {label}",
-            used.len()
-        ),
-    };
+    let mut majority = format!(
+        "{votes} of the {} nearest references are {label}",
+        used.len()
+    );
+    if let Some(g) = group_note {
+        majority = format!("{g}; {majority}");
+    }
     let mut closer = if closest(other) > closest(label) {
         format!(
             ": the closest {other} reference is more similar ({:.3}) than the closest \
@@ -572,29 +480,6 @@ mod tests {
             note.contains("2 of the 5 nearest references are machine"),
             "{note}"
         );
-        // A group with fewer members than m among the neighbours is filled
-        // with the least similar neighbour's similarity: one close text of
-        // a model is not a group of three close ones.
-        let lone = [
-            m(1, 0.95, "meta-llama", "llama-2"),
-            h(2, 0.80),
-            h(3, 0.79),
-            h(4, 0.78),
-            h(5, 0.50),
-        ];
-        let g = group_vote(&lone, 3).unwrap();
-        assert_eq!(g.label, Label::Human);
-        assert!((g.machine.unwrap() - (0.95 + 0.5 + 0.5) / 3.0).abs() < 1e-6);
-        assert_eq!(group_vote(&lone, 1).unwrap().label, Label::Machine);
-        // Machine texts without a model are grouped by family, then as one.
-        let unnamed = Neighbour {
-            model: None,
-            family: None,
-            ..m(9, 0.99, "x", "x")
-        };
-        let g = group_vote(&[unnamed, h(2, 0.5)], 1).unwrap();
-        assert_eq!(g.machine_group.as_deref(), Some("machine"));
-        assert!(group_vote(&[], 3).is_none());
     }
 
     #[test]

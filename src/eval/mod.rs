@@ -90,7 +90,7 @@ impl Default for EvalOptions {
             blend: 0.0,
             held_out: None,
             hubness: vec![0.0],
-            groups: crate::detect::vote::GROUP_CANDIDATES.to_vec(),
+            groups: crate::detect::group_vote::GROUP_CANDIDATES.to_vec(),
         }
     }
 }
