@@ -273,16 +273,25 @@ def split(corpus, val_fraction, holdout_family, holdout_domain, seed):
 
 class Sampler:
     """Half machine texts, `per_model` from each of two generators of several
-    families (every loss level has positives), half human texts."""
+    families (every loss level has positives), half human texts; `matched`
+    of the human half drawn as hard negatives, from the group (the human
+    original of a machine continuation) or else the domain of the batch's
+    machine texts (`detective train --matched-humans`)."""
 
-    def __init__(self, corpus, idx, batch, per_model, seed):
+    def __init__(self, corpus, idx, batch, per_model, seed, matched=0.0):
         self.machine, self.humans = {}, []
+        self.by_group, self.by_domain = {}, {}
+        self.corpus = corpus
         for i in idx:
             if corpus.label[i] == HUMAN:
                 self.humans.append(i)
+                self.by_group.setdefault(int(corpus.group[i]), []).append(i)
+                if corpus.domain[i] >= 0:
+                    self.by_domain.setdefault(int(corpus.domain[i]), []).append(i)
             else:
                 self.machine.setdefault(int(corpus.family[i]), {}).setdefault(int(corpus.model[i]), []).append(i)
         self.batch, self.per_model, self.seed = max(batch, 4), max(per_model, 2), seed
+        self.matched = min(max(matched, 0.0), 1.0)
 
     def draw(self, step):
         rng = random.Random(self.seed * 1_000_003 + step)
@@ -299,9 +308,36 @@ class Sampler:
                 out.extend(rng.sample(texts, n))
                 if len(out) >= want_machine:
                     break
-        if self.humans:
-            out.extend(rng.sample(self.humans, min(self.batch - len(out), len(self.humans))))
-        return out
+        if not self.humans:
+            return out
+        want_human = min(self.batch - len(out), len(self.humans))
+        if self.matched == 0:
+            out.extend(rng.sample(self.humans, want_human))
+            return out
+        chosen, humans = set(), []
+        machines = list(out)
+        rng.shuffle(machines)
+        for m in machines:
+            if len(humans) >= round(want_human * self.matched):
+                break
+            pools = [self.by_group.get(int(self.corpus.group[m]), [])]
+            if self.corpus.domain[m] >= 0:
+                pools.append(self.by_domain.get(int(self.corpus.domain[m]), []))
+            for pool in pools:
+                # A few random tries: pools run to thousands of texts.
+                picks = [h for h in (rng.choice(pool) for _ in range(8 if pool else 0)) if h not in chosen]
+                if picks:
+                    chosen.add(picks[0])
+                    humans.append(picks[0])
+                    break
+        tries = 0
+        while len(humans) < want_human and tries < 100 * want_human:
+            tries += 1
+            h = rng.choice(self.humans)
+            if h not in chosen:
+                chosen.add(h)
+                humans.append(h)
+        return out + humans
 
 
 # --------------------------------------------------------------------------
@@ -423,7 +459,7 @@ def train(args):
     opt = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.98), weight_decay=args.weight_decay, fused=device.type == "cuda")
 
     train_idx, val_idx, held_idx, held_domain = split(corpus, args.val_fraction, args.holdout_family, args.holdout_domain, args.seed)
-    sampler = Sampler(corpus, train_idx, args.batch_size, args.per_model, args.seed)
+    sampler = Sampler(corpus, train_idx, args.batch_size, args.per_model, args.seed, args.matched_humans)
     validate = Validator(corpus, train_idx, val_idx, held_idx, held_domain, args)
     print(
         f"device {device} ({torch.cuda.get_device_name() if amp else 'cpu'}), {len(train_idx)} train, "
@@ -540,6 +576,7 @@ def main():
     p.add_argument("--time-budget", type=float, default=480, help="seconds; stops cleanly and writes the best checkpoint")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--per-model", type=int, default=8)
+    p.add_argument("--matched-humans", type=float, default=0.0, help="share of each batch's human texts drawn from its machine texts' groups or domains (hard negatives)")
     p.add_argument("--lr", type=float, default=5e-5)
     p.add_argument("--warmup", type=float, default=0.06)
     p.add_argument("--weight-decay", type=float, default=1e-4)

@@ -26,6 +26,11 @@ pub struct TrainArgs {
     /// Texts per generator in a batch.
     #[arg(long, default_value_t = 4)]
     pub per_model: usize,
+    /// Share of each batch's human texts drawn as hard negatives: from the
+    /// group (the human original of a machine continuation) or else the
+    /// source and domain of the batch's machine texts. 0: all at random.
+    #[arg(long, default_value_t = 0.0)]
+    pub matched_humans: f64,
     /// Peak learning rate.
     #[arg(long, default_value_t = 2e-5)]
     pub lr: f64,
@@ -81,12 +86,17 @@ fn say(bar: &indicatif::ProgressBar, line: String) {
 pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     let w = &args.loss_weights;
     anyhow::ensure!(w.len() == 4, "--loss-weights takes four numbers: a,b,c,d");
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&args.matched_humans),
+        "--matched-humans is a share, from 0 to 1"
+    );
     let cfg = TrainConfig {
         data: args.data.clone(),
         out: args.out.clone(),
         encoder: args.encoder.to_config()?,
         batch_size: args.batch_size,
         per_model: args.per_model,
+        matched_humans: args.matched_humans,
         steps: args.steps,
         lr: args.lr,
         warmup: args.warmup,

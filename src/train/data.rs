@@ -19,6 +19,10 @@ pub struct Example {
     pub model: i64,
     pub family: i64,
     pub group: String,
+    /// Where the text comes from, `source/domain` (empty when unknown):
+    /// texts of one context share topic and form, so a human text of the
+    /// context of a machine text is a hard negative for it.
+    pub context: String,
 }
 
 #[derive(Debug, Default)]
@@ -67,6 +71,14 @@ impl Dataset {
                     .group
                     .clone()
                     .unwrap_or_else(|| crate::store::text_sha256(&r.text)),
+                context: match (&r.source, &r.domain) {
+                    (None, None) => String::new(),
+                    (s, d) => format!(
+                        "{}/{}",
+                        s.as_deref().unwrap_or(""),
+                        d.as_deref().unwrap_or("")
+                    ),
+                },
                 label: if human { HUMAN } else { MACHINE },
                 model: intern(&mut ds.models, &mut model_ids, &model),
                 family: intern(&mut ds.families, &mut family_ids, &family),
@@ -130,6 +142,7 @@ mod tests {
                     model: 0,
                     family: 0,
                     group: (*g).to_owned(),
+                    context: String::new(),
                 })
                 .collect(),
             models: vec!["human".into()],

@@ -26,6 +26,9 @@ pub struct TrainConfig {
     pub batch_size: usize,
     /// Texts per generator in a batch.
     pub per_model: usize,
+    /// Share of a batch's human texts drawn from the groups or contexts of
+    /// its machine texts (hard negatives); 0 draws them all at random.
+    pub matched_humans: f64,
     pub steps: u64,
     pub lr: f64,
     /// Share of the steps spent warming the learning rate up.
@@ -272,6 +275,7 @@ fn continue_run(
         train_idx,
         cfg.batch_size,
         cfg.per_model,
+        cfg.matched_humans,
         cfg.seed,
     );
     let val_queries = spread(val_idx, cfg.val_queries);
@@ -290,7 +294,7 @@ fn continue_run(
         let started = Instant::now();
         let step = state.step;
         let batch: Vec<&Example> = sampler
-            .batch(step)
+            .batch(&ds.examples, step)
             .into_iter()
             .map(|i| &ds.examples[i])
             .collect();

@@ -101,6 +101,8 @@ fn pack_train_split_unpack_and_load_in_rust() {
         "16",
         "--per-model",
         "2",
+        "--matched-humans",
+        "0.5",
         "--val-every",
         "2",
         "--val-queries",

@@ -22,6 +22,7 @@ fn config(out: &std::path::Path, steps: u64) -> TrainConfig {
         },
         batch_size: 16,
         per_model: 2,
+        matched_humans: 0.5,
         steps,
         lr: 1e-4,
         warmup: 0.1,
@@ -62,12 +63,13 @@ fn loss_falls_checkpoints_load_and_a_killed_run_resumes() {
         &train_idx,
         cfg.batch_size,
         cfg.per_model,
+        cfg.matched_humans,
         cfg.seed,
     );
     let batches: Vec<Vec<&Example>> = (0..4)
         .map(|s| {
             sampler
-                .batch(s)
+                .batch(&ds.examples, s)
                 .into_iter()
                 .map(|i| &ds.examples[i])
                 .collect()
