@@ -308,9 +308,20 @@ fn attribution(used: &[Neighbour]) -> Attribution {
     let machines: Vec<&Neighbour> = used.iter().filter(|n| n.label == Label::Machine).collect();
     let families = shares(&machines, |n| n.family.as_deref());
     let models = shares(&machines, |n| n.model.as_deref());
+    let family = families.first().map(|s| s.name.clone());
+    // The model is the most voted one of the attributed family, so the two
+    // never name generators of different makers.
+    let of_family: Vec<&Neighbour> = machines
+        .iter()
+        .copied()
+        .filter(|n| n.family.as_deref().unwrap_or("unknown") == family.as_deref().unwrap_or(""))
+        .collect();
+    let model = shares(&of_family, |n| n.model.as_deref())
+        .first()
+        .map(|s| s.name.clone());
     Attribution {
-        family: families.first().map(|s| s.name.clone()),
-        model: models.first().map(|s| s.name.clone()),
+        family,
+        model,
         families,
         models,
     }
@@ -385,6 +396,33 @@ mod tests {
         // gpt-4 and gpt-3.5-turbo tie on votes; gpt-4 is more similar.
         assert_eq!(v.attribution.model.as_deref(), Some("gpt-4"));
         assert!(v.score > 0.5 && v.score < 1.0);
+    }
+
+    #[test]
+    fn the_model_belongs_to_the_attributed_family() {
+        // llama-2 has the most votes of any model, openai the most of any
+        // family: the model named is openai's best, not llama-2.
+        let nb = [
+            m(1, 0.9, "meta-llama", "llama-2"),
+            m(2, 0.88, "meta-llama", "llama-2"),
+            m(3, 0.87, "openai", "gpt-4"),
+            m(4, 0.86, "openai", "gpt-3.5-turbo"),
+            m(5, 0.85, "openai", "gpt-3.5-turbo"),
+            m(6, 0.84, "openai", "gpt-4o"),
+            h(7, 0.5),
+        ];
+        let v = vote(
+            &nb,
+            &VoteConfig {
+                k: 7,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(v.attribution.family.as_deref(), Some("openai"));
+        assert_eq!(v.attribution.model.as_deref(), Some("gpt-3.5-turbo"));
+        // The model shares still count every machine neighbour.
+        assert_eq!(v.attribution.models[0].name, "llama-2");
     }
 
     #[test]
