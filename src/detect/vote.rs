@@ -371,6 +371,18 @@ mod tests {
         n(id, sim, Label::Machine, family, model)
     }
 
+    /// The vote of the first `k` neighbours, other settings at their defaults.
+    fn vote_k(nb: &[Neighbour], k: usize) -> Verdict {
+        vote(
+            nb,
+            &VoteConfig {
+                k,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    }
+
     #[test]
     fn majority_decides_and_attribution_counts_machines_only() {
         let nb = [
@@ -380,14 +392,7 @@ mod tests {
             m(4, 0.7, "google", "palm-2"),
             h(5, 0.6),
         ];
-        let v = vote(
-            &nb,
-            &VoteConfig {
-                k: 5,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let v = vote_k(&nb, 5);
         assert_eq!(v.label, Label::Machine);
         assert_eq!((v.machine_votes, v.human_votes), (3, 2));
         assert_eq!(v.attribution.family.as_deref(), Some("openai"));
@@ -411,14 +416,7 @@ mod tests {
             m(6, 0.84, "openai", "gpt-4o"),
             h(7, 0.5),
         ];
-        let v = vote(
-            &nb,
-            &VoteConfig {
-                k: 7,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let v = vote_k(&nb, 7);
         assert_eq!(v.attribution.family.as_deref(), Some("openai"));
         assert_eq!(v.attribution.model.as_deref(), Some("gpt-3.5-turbo"));
         // The model shares still count every machine neighbour.
@@ -428,14 +426,7 @@ mod tests {
     #[test]
     fn only_the_first_k_vote() {
         let nb = [h(1, 0.9), m(2, 0.8, "a", "a1"), m(3, 0.7, "a", "a1")];
-        let v = vote(
-            &nb,
-            &VoteConfig {
-                k: 1,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let v = vote_k(&nb, 1);
         assert_eq!(v.label, Label::Human);
         assert_eq!(v.k, 1);
         assert!(v.score < 0.01, "{}", v.score);
