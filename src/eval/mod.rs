@@ -306,6 +306,8 @@ pub fn score_line(
         "classifier": v.classifier,
         "score": v.score,
         "nearest_similarity": v.nearest_similarity,
+        "group_human": v.group.as_ref().and_then(|g| g.human),
+        "group_machine": v.group.as_ref().and_then(|g| g.machine),
     })
 }
 
@@ -356,5 +358,19 @@ mod tests {
         let line = score_line(1, &record, &plain, 0.0);
         assert_eq!(line["neighbours_score"].as_f64(), Some(plain.score));
         assert!(line["classifier"].is_null());
+        assert!(line["group_human"].is_null());
+        // With the group vote, the closeness of both sides (m = 1: the
+        // nearest member of each).
+        let grouped = vote(
+            &neighbours,
+            &VoteConfig {
+                groups: Some(1),
+                ..cfg
+            },
+        )
+        .unwrap();
+        let line = score_line(1, &record, &grouped, 0.0);
+        assert!((line["group_human"].as_f64().unwrap() - 0.7).abs() < 1e-6);
+        assert!((line["group_machine"].as_f64().unwrap() - 0.9).abs() < 1e-6);
     }
 }
