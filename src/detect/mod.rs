@@ -4,6 +4,7 @@
 //! [`References`] pairs a nearest-neighbour index with the metadata of each slot and
 //! its tombstones; [`live::Live`] keeps one in step with the store's change
 //! feed and compacts it when deletions pile up.
+pub mod blend_rule;
 pub mod calibrate;
 pub mod classifier;
 pub mod group_vote;

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::blend_rule::{margin, BlendRule};
 use super::group_vote::{group_vote, GroupVerdict, GROUP_POOL};
 
 use crate::store::Label;
@@ -50,6 +51,10 @@ pub struct VoteConfig {
     /// mean similarity of its `m` nearest members (see [`group_vote`]).
     /// `None`: the majority of the `k` nearest decides.
     pub groups: Option<usize>,
+    /// With the group vote: the calibrated rule that weighs its margin
+    /// against the classifier once the classifier's probability is blended
+    /// in (see [`Verdict::blend_classifier`]).
+    pub blend_rule: Option<BlendRule>,
 }
 
 impl Default for VoteConfig {
@@ -60,6 +65,7 @@ impl Default for VoteConfig {
             novelty_threshold: None,
             operating_point: None,
             groups: None,
+            blend_rule: None,
         }
     }
 }
@@ -125,6 +131,9 @@ pub struct Verdict {
     /// in words a moderator can read; absent when they agree.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The rule that will weigh the group margin against the classifier.
+    #[serde(skip)]
+    pub blend_rule: Option<BlendRule>,
 }
 
 /// Votes over neighbours sorted most similar first (only the first `k`
@@ -168,6 +177,7 @@ pub fn vote(neighbours: &[Neighbour], cfg: &VoteConfig) -> Option<Verdict> {
     );
     Some(Verdict {
         note,
+        blend_rule: cfg.blend_rule.filter(|_| group.is_some()),
         group,
         classifier: None,
         label,
@@ -186,10 +196,15 @@ pub fn vote(neighbours: &[Neighbour], cfg: &VoteConfig) -> Option<Verdict> {
 impl Verdict {
     /// Blends the classifier's probability `p` into the score with weight
     /// `weight` (`weight * p + (1 - weight) * score`); the operating point
-    /// and the note follow the new score, the majority label stays.
+    /// and the note follow the new score. The label stays the vote's, unless
+    /// a calibrated blend rule weighs the group margin against `p`.
     pub fn blend_classifier(&mut self, p: f64, weight: f64) {
         self.classifier = Some(p);
         self.score = weight * p + (1.0 - weight) * self.score;
+        let ruled = self.blend_rule.zip(self.group.as_ref().and_then(margin));
+        if let Some((rule, margin)) = ruled {
+            self.label = rule.label(margin, p);
+        }
         if let Some(op) = self.operating_point.as_mut() {
             op.label = if self.score >= op.threshold {
                 Label::Machine
@@ -205,6 +220,19 @@ impl Verdict {
             &self.neighbours,
             self.group.as_ref(),
         );
+        if let (Some(g), Some(_)) = (&self.group, ruled) {
+            if g.label != self.label {
+                let overruled = format!(
+                    "{}, but the word-level classifier fitted on every reference gives \
+                     {p:.3}, which outweighs so small a difference",
+                    g.describe()
+                );
+                self.note = Some(match self.note.take() {
+                    Some(n) => format!("{overruled}; {n}"),
+                    None => overruled,
+                });
+            }
+        }
     }
 }
 
@@ -421,6 +449,50 @@ mod tests {
         assert_eq!(v.attribution.model.as_deref(), Some("gpt-3.5-turbo"));
         // The model shares still count every machine neighbour.
         assert_eq!(v.attribution.models[0].name, "llama-2");
+    }
+
+    #[test]
+    fn a_blend_rule_weighs_the_group_margin_against_the_classifier() {
+        // The human texts are the closer group, by 0.01.
+        let nb = [h(1, 0.81), m(2, 0.80, "openai", "gpt-4"), h(3, 0.5)];
+        let cfg = VoteConfig {
+            k: 3,
+            groups: Some(1),
+            blend_rule: Some(BlendRule {
+                margin: 30.0,
+                classifier: 1.0,
+                bias: 0.0,
+            }),
+            ..Default::default()
+        };
+        let v = vote(&nb, &cfg).unwrap();
+        assert_eq!(v.label, Label::Human);
+        // A confident classifier outweighs so small a margin, and the note
+        // says so.
+        let mut sure = v.clone();
+        sure.blend_classifier(0.95, 0.2);
+        assert_eq!(sure.label, Label::Machine);
+        let note = sure.note.unwrap();
+        assert!(note.contains("outweighs"), "{note}");
+        assert!(
+            note.starts_with("the closest group of references is human"),
+            "{note}"
+        );
+        // One that agrees with the group changes nothing.
+        let mut agrees = v.clone();
+        agrees.blend_classifier(0.05, 0.2);
+        assert_eq!(agrees.label, Label::Human);
+        assert!(agrees.note.is_none_or(|n| !n.contains("outweighs")));
+        // Without the group vote there is no margin, and no rule.
+        let plain = vote(
+            &nb,
+            &VoteConfig {
+                groups: None,
+                ..cfg
+            },
+        )
+        .unwrap();
+        assert_eq!(plain.blend_rule, None);
     }
 
     #[test]

@@ -75,6 +75,8 @@ pub struct EvalOptions {
     pub hubness: Vec<f32>,
     /// Candidate group votes, chosen among (or not) on validation.
     pub groups: Vec<usize>,
+    /// When the group vote's margin is weighed against the classifier.
+    pub blend_rule: crate::detect::calibrate::BlendRuleMode,
 }
 
 impl Default for EvalOptions {
@@ -91,6 +93,7 @@ impl Default for EvalOptions {
             held_out: None,
             hubness: vec![0.0],
             groups: crate::detect::group_vote::GROUP_CANDIDATES.to_vec(),
+            blend_rule: Default::default(),
         }
     }
 }
@@ -224,6 +227,7 @@ impl EvalOptions {
             held_out: self.held_out,
             hubness: self.hubness.clone(),
             groups: self.groups.clone(),
+            blend_rule: self.blend_rule,
         }
     }
 }

@@ -208,6 +208,21 @@ impl Report {
                 op.tpr * 100.0
             );
         }
+        if let Some((rule, group)) = self.calibration.blend_rule_avg_rec {
+            let texts = "validation texts with both a human and a machine group among the nearest";
+            out += &match self.calibration.blend_rule {
+                Some(r) => format!(
+                    "Label: the group margin weighed against the classifier (margin x {:.2}, \
+                     classifier log-odds x {:.3}, bias {:.3}); cross-fitted AvgRec {rule:.2} \
+                     against {group:.2} for the group vote alone on the {texts}.\n",
+                    r.margin, r.classifier, r.bias
+                ),
+                None => format!(
+                    "Label: the group vote; the group margin weighed against the classifier \
+                     reached a cross-fitted AvgRec of {rule:.2} against {group:.2} on the {texts}.\n"
+                ),
+            };
+        }
         out += &format!(
             "\nAttribution among detected machine texts: family {:.2}%, model {:.2}%.\n",
             self.family_attribution_accuracy, self.model_attribution_accuracy

@@ -115,6 +115,11 @@ pub struct EvalArgs {
     /// beats the majority of the k nearest (0: the majority only).
     #[arg(long, value_delimiter = ',', default_value = "3,5")]
     pub group_vote: Vec<usize>,
+    /// Whether the group vote's margin is weighed against the classifier's
+    /// log-odds by a rule fitted on validation: never (the default), where
+    /// the rule beats the group vote alone on validation, or always.
+    #[arg(long, value_enum, default_value = "never")]
+    pub blend_rule: crate::detect::calibrate::BlendRuleMode,
     /// Languages verdicts are given for (as `serve --languages`): scored
     /// texts in others abstain and count as not machine.
     #[arg(long, default_value = "eng")]
@@ -326,6 +331,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         held_out: encoder.held_out().filter(|_| !args.no_held_out),
         hubness: args.hubness.clone(),
         groups: args.group_vote.iter().copied().filter(|&m| m > 0).collect(),
+        blend_rule: args.blend_rule,
         ..EvalOptions::default()
     };
     if !args.leave_family_out.is_empty() {
