@@ -15,7 +15,9 @@
 //! service does not use it.
 use serde::{Deserialize, Serialize};
 
-use super::group_vote::GroupVerdict;
+use super::calibrate::{avg_rec_of_pairs, Calibration};
+use super::group_vote::{group_vote, GroupVerdict};
+use super::vote::Neighbour;
 use crate::store::Label;
 
 /// Classifier probabilities are clamped to `[P_FLOOR, 1 - P_FLOOR]` before
@@ -151,23 +153,7 @@ fn solve3(mut a: [[f64; 3]; 3], mut b: [f64; 3]) -> Option<[f64; 3]> {
 
 /// AvgRec (percent) of `decide` over `samples`.
 pub fn avg_rec(samples: &[Sample], decide: impl Fn(&Sample) -> Label) -> f64 {
-    avg_rec_of(samples.iter().map(|s| (s.label, decide(s))))
-}
-
-/// AvgRec (percent) of (true label, decided label) pairs.
-fn avg_rec_of(pairs: impl IntoIterator<Item = (Label, Label)>) -> f64 {
-    let mut hit = [0usize; 2];
-    let mut total = [0usize; 2];
-    for (truth, decided) in pairs {
-        let i = usize::from(truth == Label::Machine);
-        total[i] += 1;
-        hit[i] += usize::from(decided == truth);
-    }
-    let rec = |i: usize| match total[i] {
-        0 => 0.0,
-        n => 100.0 * hit[i] as f64 / n as f64,
-    };
-    (rec(0) + rec(1)) / 2.0
+    avg_rec_of_pairs(samples.iter().map(|s| (s.label, Some(decide(s)))))
 }
 
 /// Two-fold cross-fitted AvgRec of the rule: fitted on one fold of the
@@ -189,12 +175,87 @@ pub fn cross_fitted_avg_rec(samples: &[Sample], fold: &[bool]) -> Option<f64> {
             }
         }
     }
-    Some(avg_rec_of(samples.iter().map(|s| s.label).zip(decided)))
+    Some(avg_rec_of_pairs(
+        samples
+            .iter()
+            .map(|s| s.label)
+            .zip(decided.into_iter().map(Some)),
+    ))
+}
+
+/// When the calibrated group vote is weighed against the classifier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum BlendRuleMode {
+    /// Never: the group vote decides.
+    #[default]
+    Never,
+    /// Where it beats the group vote alone on validation (cross-fitted).
+    Validated,
+    /// Whenever a group vote is chosen and a classifier blended.
+    Always,
+}
+
+/// The blend rule, where the calibrated group vote and a classifier are
+/// both in play and the rule, cross-fitted on two halves of the validation
+/// texts (`folds`, whole reference groups on one side), beats the group vote
+/// alone on the same texts; the rule kept is then fitted on all of them.
+/// `p`: each validation text's classifier probability.
+pub(super) fn choose_blend_rule(
+    cal: Calibration,
+    val: &[(Label, Vec<Neighbour>)],
+    p: Option<&[Option<f64>]>,
+    folds: &[bool],
+    mode: BlendRuleMode,
+) -> Calibration {
+    let (Some(m), Some(p), false) = (cal.groups, p, mode == BlendRuleMode::Never) else {
+        return cal;
+    };
+    let mut samples = Vec::new();
+    let mut sample_folds = Vec::new();
+    for (((label, nb), p), &fold) in val.iter().zip(p).zip(folds) {
+        let margin = group_vote(nb, m).as_ref().and_then(margin);
+        if let (Some(margin), Some(&p)) = (margin, p.as_ref()) {
+            samples.push(Sample {
+                label: *label,
+                margin,
+                p,
+            });
+            sample_folds.push(fold);
+        }
+    }
+    let group = avg_rec(&samples, |s| {
+        if s.margin > 0.0 {
+            Label::Machine
+        } else {
+            Label::Human
+        }
+    });
+    let cross = cross_fitted_avg_rec(&samples, &sample_folds);
+    let blend_rule = cross
+        .filter(|&c| c > group || mode == BlendRuleMode::Always)
+        .and_then(|_| BlendRule::fit(&samples));
+    Calibration {
+        blend_rule,
+        blend_rule_avg_rec: cross.map(|c| (c, group)),
+        ..cal
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::detect::calibrate::calibrate;
+
+    fn nb(label: Label, model: &str, sim: f32) -> Neighbour {
+        Neighbour {
+            id: 0,
+            similarity: sim,
+            label,
+            model: (label == Label::Machine).then(|| model.to_owned()),
+            family: None,
+            source: None,
+        }
+    }
 
     fn s(label: Label, margin: f64, p: f64) -> Sample {
         Sample { label, margin, p }
@@ -267,5 +328,82 @@ mod tests {
         // A fold without one label cannot be fitted.
         let one_sided: Vec<bool> = samples.iter().map(|s| s.label == Label::Machine).collect();
         assert!(cross_fitted_avg_rec(&samples, &one_sided).is_none());
+    }
+
+    #[test]
+    fn the_blend_rule_is_kept_as_the_mode_says() {
+        // Near-tied groups: the group vote is right on half of them, the
+        // classifier on all of them; clear margins decide against it.
+        let text = |margin: f32| {
+            vec![
+                nb(Label::Machine, "m", 0.8 + margin / 2.0),
+                nb(Label::Human, "", 0.8 - margin / 2.0),
+            ]
+        };
+        let mut val = Vec::new();
+        let mut p = Vec::new();
+        for i in 0..80 {
+            let near = (i % 8) as f32 * 0.001 - 0.0035; // both signs, small
+            let (label, sure) = match i % 2 {
+                0 => (Label::Machine, 0.9),
+                _ => (Label::Human, 0.1),
+            };
+            val.push((label, text(near)));
+            p.push(Some(sure));
+            let clear = match label {
+                Label::Machine => 0.1,
+                Label::Human => -0.1,
+            };
+            val.push((label, text(clear)));
+            p.push(Some(1.0 - sure));
+        }
+        // Each fold holds both labels.
+        let folds: Vec<bool> = (0..val.len()).map(|j| (j / 2) % 4 < 2).collect();
+        let cal = Calibration {
+            groups: Some(1),
+            ..calibrate(&val, 0.05, &[0.01], None)
+        };
+        let never = choose_blend_rule(cal.clone(), &val, Some(&p), &folds, BlendRuleMode::Never);
+        assert_eq!(never, cal);
+        let validated = choose_blend_rule(
+            cal.clone(),
+            &val,
+            Some(&p),
+            &folds,
+            BlendRuleMode::Validated,
+        );
+        let (cross, group) = validated.blend_rule_avg_rec.unwrap();
+        assert!(cross > group, "{cross} vs {group}");
+        let rule = validated.blend_rule.expect("validation prefers the rule");
+        assert_eq!(validated.vote_config(None).blend_rule, Some(rule));
+        // Without a classifier or a group vote there is nothing to weigh.
+        let none = choose_blend_rule(cal.clone(), &val, None, &folds, BlendRuleMode::Always);
+        assert_eq!(none.blend_rule, None);
+        let majority = Calibration {
+            groups: None,
+            ..cal.clone()
+        };
+        let kept = choose_blend_rule(
+            majority.clone(),
+            &val,
+            Some(&p),
+            &folds,
+            BlendRuleMode::Always,
+        );
+        assert_eq!(kept, majority);
+        // Where the classifier is no help, validation keeps the group vote
+        // and only `always` uses the rule.
+        let useless = vec![Some(0.5); val.len()];
+        let validated = choose_blend_rule(
+            cal.clone(),
+            &val,
+            Some(&useless),
+            &folds,
+            BlendRuleMode::Validated,
+        );
+        assert_eq!(validated.blend_rule, None);
+        assert!(validated.blend_rule_avg_rec.is_some());
+        let always = choose_blend_rule(cal, &val, Some(&useless), &folds, BlendRuleMode::Always);
+        assert!(always.blend_rule.is_some());
     }
 }

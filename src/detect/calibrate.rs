@@ -16,7 +16,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::blend_rule::{self, BlendRule, Sample};
+use super::blend_rule::{choose_blend_rule, BlendRule, BlendRuleMode};
 use super::classifier::{Classifier, ClassifierConfig};
 use super::group_vote::{group_vote, GROUP_CANDIDATES, GROUP_POOL};
 use super::vote::{vote, weighted_score, Neighbour, OperatingPoint, VoteConfig};
@@ -129,12 +129,18 @@ fn avg_rec_of(
     val: &[(Label, Vec<Neighbour>)],
     decide: impl Fn(&[Neighbour]) -> Option<Label>,
 ) -> f64 {
+    avg_rec_of_pairs(val.iter().map(|(truth, nb)| (*truth, decide(nb))))
+}
+
+/// Average of human and machine recall (percent) over (true label,
+/// decided label) pairs; no decision counts as wrong.
+pub(super) fn avg_rec_of_pairs(pairs: impl IntoIterator<Item = (Label, Option<Label>)>) -> f64 {
     let mut hit = [0usize; 2];
     let mut total = [0usize; 2];
-    for (truth, nb) in val {
-        let i = usize::from(*truth == Label::Machine);
+    for (truth, decided) in pairs {
+        let i = usize::from(truth == Label::Machine);
         total[i] += 1;
-        if decide(nb) == Some(*truth) {
+        if decided == Some(truth) {
             hit[i] += 1;
         }
     }
@@ -196,18 +202,6 @@ pub struct CalibrationOptions {
     /// generalization benchmark, it does not win), where validation prefers
     /// it, or always (with a group vote and a classifier).
     pub blend_rule: BlendRuleMode,
-}
-
-/// When the calibrated group vote is weighed against the classifier.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum BlendRuleMode {
-    /// Never: the group vote decides.
-    #[default]
-    Never,
-    /// Where it beats the group vote alone on validation (cross-fitted).
-    Validated,
-    /// Whenever a group vote is chosen and a classifier blended.
-    Always,
 }
 
 /// Fewest held-out texts of each label the held-out validation needs.
@@ -298,6 +292,9 @@ pub fn calibrate_blended(
     let p: Option<Vec<Option<f64>>> =
         model.map(|m| val.par_iter().map(|&(_, i)| m.predict(texts[i])).collect());
     let blend = p.as_deref().map(|p| (p, weight));
+    // Two halves of the validation texts for cross-fitting the blend rule
+    // (a group's texts share a rank, so they fall on one side).
+    let folds: Vec<bool> = val.iter().map(|&(rank, _)| rank % 2 == 0).collect();
     let mut best: Option<Calibration> = None;
     let mut by_hubness = Vec::new();
     for &w in &weights {
@@ -313,7 +310,6 @@ pub fn calibrate_blended(
             ..calibrate(&found, opts.temperature, &opts.target_fprs, blend)
         };
         let cal = choose_groups(cal, &found, &opts.groups);
-        let folds: Vec<bool> = val.iter().map(|&(rank, _)| rank % 2 == 0).collect();
         let cal = choose_blend_rule(cal, &found, p.as_deref(), &folds, opts.blend_rule);
         let score = best_avg_rec(&cal);
         by_hubness.push((w, score));
@@ -372,52 +368,6 @@ fn choose_groups(
     Calibration {
         groups: best.map(|(m, _)| m),
         avg_rec_by_groups: by,
-        ..cal
-    }
-}
-
-/// The blend rule, where the calibrated group vote and a classifier are
-/// both in play and the rule, cross-fitted on two halves of the validation
-/// texts (`folds`, whole reference groups on one side), beats the group vote
-/// alone on the same texts; the rule kept is then fitted on all of them.
-/// `p`: each validation text's classifier probability.
-fn choose_blend_rule(
-    cal: Calibration,
-    val: &[(Label, Vec<Neighbour>)],
-    p: Option<&[Option<f64>]>,
-    folds: &[bool],
-    mode: BlendRuleMode,
-) -> Calibration {
-    let (Some(m), Some(p), false) = (cal.groups, p, mode == BlendRuleMode::Never) else {
-        return cal;
-    };
-    let mut samples = Vec::new();
-    let mut sample_folds = Vec::new();
-    for (((label, nb), p), &fold) in val.iter().zip(p).zip(folds) {
-        let margin = group_vote(nb, m).as_ref().and_then(blend_rule::margin);
-        if let (Some(margin), Some(&p)) = (margin, p.as_ref()) {
-            samples.push(Sample {
-                label: *label,
-                margin,
-                p,
-            });
-            sample_folds.push(fold);
-        }
-    }
-    let group = blend_rule::avg_rec(&samples, |s| {
-        if s.margin > 0.0 {
-            Label::Machine
-        } else {
-            Label::Human
-        }
-    });
-    let cross = blend_rule::cross_fitted_avg_rec(&samples, &sample_folds);
-    let blend_rule = cross
-        .filter(|&c| c > group || mode == BlendRuleMode::Always)
-        .and_then(|_| BlendRule::fit(&samples));
-    Calibration {
-        blend_rule,
-        blend_rule_avg_rec: cross.map(|c| (c, group)),
         ..cal
     }
 }
@@ -626,83 +576,6 @@ mod tests {
             .collect();
         let cal = calibrate(&easy, 0.05, &[0.01], None);
         assert_eq!(choose_groups(cal, &easy, &[1, 3]).groups, None);
-    }
-
-    #[test]
-    fn the_blend_rule_is_kept_as_the_mode_says() {
-        // Near-tied groups: the group vote is right on half of them, the
-        // classifier on all of them; clear margins decide against it.
-        let text = |margin: f32| {
-            vec![
-                nb(Label::Machine, "m", 0.8 + margin / 2.0),
-                nb(Label::Human, "", 0.8 - margin / 2.0),
-            ]
-        };
-        let mut val = Vec::new();
-        let mut p = Vec::new();
-        for i in 0..80 {
-            let near = (i % 8) as f32 * 0.001 - 0.0035; // both signs, small
-            let (label, sure) = match i % 2 {
-                0 => (Label::Machine, 0.9),
-                _ => (Label::Human, 0.1),
-            };
-            val.push((label, text(near)));
-            p.push(Some(sure));
-            let clear = match label {
-                Label::Machine => 0.1,
-                Label::Human => -0.1,
-            };
-            val.push((label, text(clear)));
-            p.push(Some(1.0 - sure));
-        }
-        // Each fold holds both labels.
-        let folds: Vec<bool> = (0..val.len()).map(|j| (j / 2) % 4 < 2).collect();
-        let cal = Calibration {
-            groups: Some(1),
-            ..calibrate(&val, 0.05, &[0.01], None)
-        };
-        let never = choose_blend_rule(cal.clone(), &val, Some(&p), &folds, BlendRuleMode::Never);
-        assert_eq!(never, cal);
-        let validated = choose_blend_rule(
-            cal.clone(),
-            &val,
-            Some(&p),
-            &folds,
-            BlendRuleMode::Validated,
-        );
-        let (cross, group) = validated.blend_rule_avg_rec.unwrap();
-        assert!(cross > group, "{cross} vs {group}");
-        let rule = validated.blend_rule.expect("validation prefers the rule");
-        assert_eq!(validated.vote_config(None).blend_rule, Some(rule));
-        // Without a classifier or a group vote there is nothing to weigh.
-        let none = choose_blend_rule(cal.clone(), &val, None, &folds, BlendRuleMode::Always);
-        assert_eq!(none.blend_rule, None);
-        let majority = Calibration {
-            groups: None,
-            ..cal.clone()
-        };
-        let kept = choose_blend_rule(
-            majority.clone(),
-            &val,
-            Some(&p),
-            &folds,
-            BlendRuleMode::Always,
-        );
-        assert_eq!(kept, majority);
-        // Where the classifier is no help, validation keeps the group vote
-        // and only `always` uses the rule.
-        let useless = vec![Some(0.5); val.len()];
-        let validated = choose_blend_rule(
-            cal.clone(),
-            &val,
-            Some(&useless),
-            &folds,
-            BlendRuleMode::Validated,
-        );
-        assert_eq!(validated.blend_rule, None);
-        assert!(validated.blend_rule_avg_rec.is_some());
-        let always = choose_blend_rule(cal, &val, Some(&useless), &folds, BlendRuleMode::Always);
-        assert!(always.blend_rule.is_some());
     }
 
     #[test]

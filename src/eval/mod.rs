@@ -76,7 +76,7 @@ pub struct EvalOptions {
     /// Candidate group votes, chosen among (or not) on validation.
     pub groups: Vec<usize>,
     /// When the group vote's margin is weighed against the classifier.
-    pub blend_rule: crate::detect::calibrate::BlendRuleMode,
+    pub blend_rule: crate::detect::blend_rule::BlendRuleMode,
 }
 
 impl Default for EvalOptions {

@@ -119,7 +119,7 @@ pub struct EvalArgs {
     /// log-odds by a rule fitted on validation: never (the default), where
     /// the rule beats the group vote alone on validation, or always.
     #[arg(long, value_enum, default_value = "never")]
-    pub blend_rule: crate::detect::calibrate::BlendRuleMode,
+    pub blend_rule: crate::detect::blend_rule::BlendRuleMode,
     /// Languages verdicts are given for (as `serve --languages`): scored
     /// texts in others abstain and count as not machine.
     #[arg(long, default_value = "eng")]
