@@ -245,17 +245,7 @@ pub(super) fn choose_blend_rule(
 mod tests {
     use super::*;
     use crate::detect::calibrate::calibrate;
-
-    fn nb(label: Label, model: &str, sim: f32) -> Neighbour {
-        Neighbour {
-            id: 0,
-            similarity: sim,
-            label,
-            model: (label == Label::Machine).then(|| model.to_owned()),
-            family: None,
-            source: None,
-        }
-    }
+    use crate::detect::calibrate::tests::nb;
 
     fn s(label: Label, margin: f64, p: f64) -> Sample {
         Sample { label, margin, p }

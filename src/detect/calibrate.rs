@@ -511,10 +511,11 @@ pub fn calibrate(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn nb(label: Label, model: &str, sim: f32) -> Neighbour {
+    /// A neighbour; machine ones carry `model`.
+    pub(in crate::detect) fn nb(label: Label, model: &str, sim: f32) -> Neighbour {
         Neighbour {
             id: 0,
             similarity: sim,
