@@ -10,6 +10,7 @@ mod export;
 mod import;
 pub mod input;
 mod keys;
+mod lexical_mean;
 mod reindex;
 mod secrets;
 mod serve;
@@ -71,6 +72,8 @@ pub enum Command {
     Train(train::TrainArgs),
     /// Write a training checkpoint as a named model (f16 weights, manifest).
     Export(export::ExportArgs),
+    /// Recompute the reference means a centred lexical view subtracts.
+    LexicalMean(lexical_mean::LexicalMeanArgs),
 }
 
 /// Flags that choose and run the encoder; shared by every command that embeds.
@@ -105,6 +108,11 @@ pub struct EncoderArgs {
     /// (default: the model's manifest).
     #[arg(long, env = "DETECTIVE_ALPHA")]
     pub alpha: Option<f32>,
+    /// Share of the shipped references' mean lexical vector subtracted from
+    /// each lexical vector, in [0, 1] (0: not centred; default: the model's
+    /// manifest).
+    #[arg(long, env = "DETECTIVE_LEXICAL_CENTRE")]
+    pub lexical_centre: Option<f32>,
     /// Arithmetic of the encoder: fp32, bf16, int8 (dynamic quantization of
     /// the linear layers), or auto (the fastest path this CPU runs
     /// natively, timed at start-up; fp32 on a CPU without AVX512_BF16, AMX
@@ -126,7 +134,8 @@ impl EncoderArgs {
         })
     }
 
-    /// The style view: `--lexical-dim` and `--alpha` over the model's default.
+    /// The style view: `--lexical-dim`, `--lexical-centre` and `--alpha`
+    /// over the model's default.
     pub fn view(&self) -> anyhow::Result<View> {
         let default = registry::default_view(&self.model).unwrap_or_default();
         let lexical = match self.lexical_dim {
@@ -137,6 +146,13 @@ impl EncoderArgs {
             }),
             None => default.lexical,
         };
+        let lexical = lexical.map(|l| Lexical {
+            centre: self.lexical_centre.unwrap_or(l.centre),
+            ..l
+        });
+        if let Some(l) = &lexical {
+            l.validate().map_err(anyhow::Error::msg)?;
+        }
         let alpha = self.alpha.unwrap_or(if default.lexical.is_some() {
             default.alpha
         } else {
@@ -209,6 +225,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Keys(args) => keys::run(&args),
         Command::Train(args) => train::run(&args),
         Command::Export(args) => export::run(&args),
+        Command::LexicalMean(args) => lexical_mean::run(&args),
     }
 }
 

@@ -10,6 +10,18 @@
 //! to fit, so new references need no training, and the same function runs at
 //! reference time and at query time, with no tokenizer: the vector of a text
 //! is the same on every platform and in every run.
+//!
+//! Optionally the vector is *centred*: a share (`centre`) of the mean
+//! lexical vector of the shipped default references is subtracted before
+//! the vector is scaled to unit length again. That mean is what all
+//! English text has in common (the frequent n-grams of its frequent words);
+//! what is left are a writer's deviations from it, the quantity classic
+//! stylometry compares (Burrows's Delta and its cosine variant). The means
+//! are constants compiled into the binary, one per shape (`detective
+//! lexical-mean` recomputes them), so centring stays training-free and
+//! deterministic.
+use std::sync::OnceLock;
+
 use unicode_normalization::UnicodeNormalization;
 
 /// Characters of a text the view reads (the rest is ignored): bounds the
@@ -17,7 +29,7 @@ use unicode_normalization::UnicodeNormalization;
 pub const MAX_CHARS: usize = 32_768;
 
 /// Shape of the lexical view.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Lexical {
     /// Dimensions the n-grams are hashed into.
     pub dim: usize,
@@ -25,6 +37,14 @@ pub struct Lexical {
     pub min_n: usize,
     /// Longest n-gram, in characters.
     pub max_n: usize,
+    /// Share of the references' mean lexical vector subtracted, in [0, 1]
+    /// (0: not centred).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub centre: f32,
+}
+
+fn is_zero(x: &f32) -> bool {
+    *x == 0.0
 }
 
 impl Default for Lexical {
@@ -33,8 +53,47 @@ impl Default for Lexical {
             dim: 2048,
             min_n: 2,
             max_n: 4,
+            centre: 0.0,
         }
     }
+}
+
+/// The shapes whose reference means ship in the binary: (min_n, max_n, dim,
+/// little-endian f32 values).
+const MEANS: &[(usize, usize, usize, &[u8])] = &[
+    (2, 4, 1024, include_bytes!("lexical_mean/char2-4x1024.f32")),
+    (2, 4, 2048, include_bytes!("lexical_mean/char2-4x2048.f32")),
+    (2, 4, 4096, include_bytes!("lexical_mean/char2-4x4096.f32")),
+];
+
+/// The shipped reference mean for a shape, decoded once.
+fn shipped_mean(min_n: usize, max_n: usize, dim: usize) -> Option<&'static [f32]> {
+    static DECODED: OnceLock<Vec<Vec<f32>>> = OnceLock::new();
+    let decoded = DECODED.get_or_init(|| {
+        MEANS
+            .iter()
+            .map(|(_, _, _, bytes)| {
+                bytes
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect()
+            })
+            .collect()
+    });
+    MEANS
+        .iter()
+        .zip(decoded)
+        .find(|((a, b, d, _), v)| (*a, *b, *d) == (min_n, max_n, dim) && v.len() == dim)
+        .map(|(_, v)| v.as_slice())
+}
+
+/// Shapes with a shipped mean, for error messages.
+pub fn centrable_shapes() -> String {
+    MEANS
+        .iter()
+        .map(|(a, b, d, _)| format!("char{a}-{b}x{d}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
@@ -44,7 +103,43 @@ impl Lexical {
     /// A short tag naming the view's configuration (part of the encoder
     /// identity of vectors that contain it).
     pub fn tag(&self) -> String {
-        format!("char{}-{}x{}", self.min_n, self.max_n, self.dim)
+        let mut tag = format!("char{}-{}x{}", self.min_n, self.max_n, self.dim);
+        if self.centre > 0.0 {
+            tag.push_str(&format!("c{:.2}", self.centre));
+        }
+        tag
+    }
+
+    /// The same shape without centring (the vectors a mean is taken of).
+    pub fn uncentred(&self) -> Self {
+        Self {
+            centre: 0.0,
+            ..*self
+        }
+    }
+
+    /// Checks that the view can be computed: a centred view needs its
+    /// shape's shipped mean.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(0.0..=1.0).contains(&self.centre) {
+            return Err(format!(
+                "the lexical centre must be within [0, 1], not {}",
+                self.centre
+            ));
+        }
+        if self.centre > 0.0 && self.mean().is_none() {
+            return Err(format!(
+                "no reference mean ships for the lexical view {}; centring needs one of: {}",
+                self.uncentred().tag(),
+                centrable_shapes()
+            ));
+        }
+        Ok(())
+    }
+
+    /// The shipped mean of this shape's uncentred vectors, if any.
+    pub fn mean(&self) -> Option<&'static [f32]> {
+        shipped_mean(self.min_n, self.max_n, self.dim)
     }
 
     /// The unit-length lexical vector of `text` (all zeros when the text
@@ -89,10 +184,39 @@ impl Lexical {
             i = j;
         }
         let norm = out.iter().map(|x| x * x).sum::<f32>().sqrt();
-        if norm > 0.0 {
-            out.iter_mut().for_each(|x| *x /= norm);
+        if norm == 0.0 {
+            return;
+        }
+        out.iter_mut().for_each(|x| *x /= norm);
+        if self.centre > 0.0 {
+            let mean = self
+                .mean()
+                .expect("a centred lexical view is validated to have a mean");
+            for (x, m) in out.iter_mut().zip(mean) {
+                *x -= self.centre * m;
+            }
+            let norm = out.iter().map(|x| x * x).sum::<f32>().sqrt();
+            if norm > 0.0 {
+                out.iter_mut().for_each(|x| *x /= norm);
+            }
         }
     }
+}
+
+/// The mean of the uncentred lexical vectors of `texts` (summed in f64, in
+/// order, so the result does not depend on the number of threads).
+pub fn mean_vector(view: &Lexical, texts: &[&str]) -> Vec<f32> {
+    use rayon::prelude::*;
+    let view = view.uncentred();
+    let vectors: Vec<Vec<f32>> = texts.par_iter().map(|t| view.vector(t)).collect();
+    let mut sum = vec![0f64; view.dim];
+    for v in &vectors {
+        for (s, x) in sum.iter_mut().zip(v) {
+            *s += f64::from(*x);
+        }
+    }
+    let n = vectors.len().max(1) as f64;
+    sum.iter().map(|s| (s / n) as f32).collect()
 }
 
 /// A final avalanche (from MurmurHash3) so that n-grams that differ only in
@@ -133,6 +257,7 @@ mod tests {
             dim: 16,
             min_n: 2,
             max_n: 3,
+            centre: 0.0,
         };
         let v = view.vector("abcab");
         let nonzero: Vec<(usize, f32)> = v
@@ -192,5 +317,127 @@ mod tests {
         let head: String = head.chars().take(MAX_CHARS).collect();
         let long = format!("{head}{}", "zyxw ".repeat(1000));
         assert_eq!(view.vector(&head), view.vector(&long));
+    }
+
+    #[test]
+    fn uncentred_views_keep_their_vectors_and_identity() {
+        let plain = Lexical::default();
+        let zero = Lexical {
+            centre: 0.0,
+            ..plain
+        };
+        let text = "The committee will meet again on Thursday.";
+        assert_eq!(plain.vector(text), zero.vector(text));
+        assert_eq!(zero.tag(), "char2-4x2048");
+        // Manifests written before centring existed read as uncentred, and
+        // an uncentred view writes no `centre`.
+        let old: Lexical = serde_json::from_str(r#"{"dim":1024,"min_n":2,"max_n":4}"#).unwrap();
+        assert_eq!(old.centre, 0.0);
+        assert!(!serde_json::to_string(&old).unwrap().contains("centre"));
+    }
+
+    #[test]
+    fn centred_vectors_are_unit_length_and_named() {
+        let view = Lexical {
+            dim: 1024,
+            centre: 0.5,
+            ..Lexical::default()
+        };
+        assert!(view.validate().is_ok());
+        assert_eq!(view.tag(), "char2-4x1024c0.50");
+        let text = "The committee will meet again on Thursday.";
+        let v = view.vector(text);
+        assert!((dot(&v, &v).sqrt() - 1.0).abs() < 1e-5);
+        assert_eq!(v, view.vector(text));
+        assert_ne!(v, view.uncentred().vector(text));
+        assert!(view.vector("").iter().all(|x| *x == 0.0));
+    }
+
+    /// What every English text shares dominates the uncentred similarity;
+    /// centring removes it, so two English texts of different kinds are
+    /// told apart better, while a near-paraphrase stays close.
+    #[test]
+    fn centring_removes_what_all_english_shares() {
+        let plain = Lexical {
+            dim: 1024,
+            ..Lexical::default()
+        };
+        let centred = Lexical {
+            centre: 1.0,
+            ..plain
+        };
+        let a = "In conclusion, it is important to note that these results, while promising, should be interpreted with caution.";
+        let b = "In conclusion, it is worth noting that the findings, while encouraging, must be interpreted with care.";
+        let c = "lol my cat just knocked the coffee off the table again, 3rd time this week smh";
+        let sim = |l: &Lexical, x: &str, y: &str| dot(&l.vector(x), &l.vector(y));
+        let (plain_gap, centred_gap) = (
+            sim(&plain, a, b) - sim(&plain, a, c),
+            sim(&centred, a, b) - sim(&centred, a, c),
+        );
+        assert!(
+            sim(&plain, a, c) > sim(&centred, a, c),
+            "{}",
+            sim(&centred, a, c)
+        );
+        assert!(centred_gap > plain_gap, "{centred_gap} vs {plain_gap}");
+    }
+
+    #[test]
+    fn centring_needs_a_shipped_mean() {
+        for dim in [1024, 2048, 4096] {
+            let view = Lexical {
+                dim,
+                centre: 1.0,
+                ..Lexical::default()
+            };
+            assert!(view.validate().is_ok(), "{dim}");
+            assert_eq!(view.mean().unwrap().len(), dim);
+        }
+        let odd = Lexical {
+            dim: 512,
+            centre: 0.5,
+            ..Lexical::default()
+        };
+        let err = odd.validate().unwrap_err();
+        assert!(
+            err.contains("char2-4x512") && err.contains("char2-4x1024"),
+            "{err}"
+        );
+        // Uncentred, any shape works.
+        assert!(odd.uncentred().validate().is_ok());
+        let over = Lexical {
+            centre: 1.5,
+            ..Lexical::default()
+        };
+        assert!(over.validate().unwrap_err().contains("[0, 1]"));
+    }
+
+    /// The shipped means are those of the shipped default references under
+    /// this very hashing: a sample of those references averages to nearly
+    /// the same vector (a change of the hash or weighting breaks this, and
+    /// `detective lexical-mean` must then be rerun).
+    #[test]
+    fn shipped_means_match_the_default_references() {
+        let records = crate::detect::seed::load_texts(&crate::detect::seed::default_dir())
+            .expect("the default references ship with the source");
+        let texts: Vec<&str> = records
+            .iter()
+            .step_by(20)
+            .map(|r| r.text.as_str())
+            .collect();
+        assert!(texts.len() > 400, "{}", texts.len());
+        for dim in [1024, 4096] {
+            let shape = Lexical {
+                dim,
+                ..Lexical::default()
+            };
+            let sample = mean_vector(&shape, &texts);
+            let shipped = shape.mean().unwrap();
+            let cos =
+                dot(&sample, shipped) / (dot(&sample, &sample) * dot(shipped, shipped)).sqrt();
+            assert!(cos > 0.97, "dim {dim}: cosine {cos}");
+            let norm = dot(shipped, shipped).sqrt();
+            assert!((0.4..0.7).contains(&norm), "dim {dim}: norm {norm}");
+        }
     }
 }

@@ -48,6 +48,9 @@ pub enum EvalError {
     Empty(PathBuf),
     #[error(transparent)]
     Encoder(#[from] EncoderError),
+    /// A style view that cannot be computed.
+    #[error("{0}")]
+    View(String),
     #[error(transparent)]
     Detect(#[from] crate::detect::DetectError),
 }

@@ -36,6 +36,8 @@ use crate::store::{Label, NewReference, VectorRow};
 #[derive(Debug, Clone, Serialize)]
 pub struct Candidate {
     pub lexical_dim: usize,
+    /// Share of the reference mean subtracted from lexical vectors.
+    pub centre: f32,
     pub alpha: f32,
     /// Weight of the reference-fitted classifier in the score.
     pub blend: f64,
@@ -62,6 +64,8 @@ pub struct Candidate {
 pub struct ViewPlan<'a> {
     /// Lexical dimensions to try (0: the neural view alone).
     pub lexical_dims: &'a [usize],
+    /// Lexical centres to try (0: uncentred).
+    pub centres: &'a [f32],
     pub alphas: &'a [f32],
     /// Classifier weights to try (0: the vote alone).
     pub blends: &'a [f64],
@@ -320,22 +324,25 @@ pub fn choose(
 ) -> Result<Vec<Candidate>, EvalError> {
     let mut out = Vec::new();
     for &lexical_dim in plan.lexical_dims {
-        let alphas: &[f32] = if lexical_dim == 0 {
-            &[1.0]
+        let (alphas, centres): (&[f32], &[f32]) = if lexical_dim == 0 {
+            (&[1.0], &[0.0])
         } else {
-            plan.alphas
+            (plan.alphas, plan.centres)
         };
-        for &alpha in alphas {
+        for (&centre, &alpha) in centres
+            .iter()
+            .flat_map(|c| alphas.iter().map(move |a| (c, a)))
+        {
             let view = if lexical_dim == 0 {
                 View::neural()
             } else {
-                View::fused(
-                    Lexical {
-                        dim: lexical_dim,
-                        ..Lexical::default()
-                    },
-                    alpha,
-                )
+                let lexical = Lexical {
+                    dim: lexical_dim,
+                    centre,
+                    ..Lexical::default()
+                };
+                lexical.validate().map_err(EvalError::View)?;
+                View::fused(lexical, alpha)
             };
             let vectors = view.finish(texts, neural.iter().map(|r| r.embedding.clone()).collect());
             let rows: Vec<VectorRow> = neural
@@ -358,6 +365,7 @@ pub fn choose(
                 let n = measured.len() as f64;
                 let c = Candidate {
                     lexical_dim,
+                    centre,
                     alpha,
                     blend,
                     in_distribution: scores.in_distribution[b].0,
@@ -382,28 +390,29 @@ pub fn markdown(candidates: &[Candidate]) -> String {
     let best = candidates
         .iter()
         .max_by(|a, b| a.mean.total_cmp(&b.mean).then(a.auroc.total_cmp(&b.auroc)))
-        .map(|c| (c.lexical_dim, c.alpha, c.blend));
+        .map(|c| (c.lexical_dim, c.centre, c.alpha, c.blend));
     let domains = candidates.iter().any(|c| c.new_domain.is_some());
     let mut md = String::from(
-        "| lexical dims | α | classifier weight | in-distribution | unseen family | + added refs |",
+        "| lexical dims | centre | α | classifier weight | in-distribution | unseen family | + added refs |",
     );
     if domains {
         md.push_str(" unseen domain | + added refs |");
     }
-    md.push_str(" mean | AUROC (mean) |\n|---|---|---|---|---|---|");
+    md.push_str(" mean | AUROC (mean) |\n|---|---|---|---|---|---|---|");
     if domains {
         md.push_str("---|---|");
     }
     md.push_str("---|---|\n");
     for c in candidates {
-        let mark = if Some((c.lexical_dim, c.alpha, c.blend)) == best {
+        let mark = if Some((c.lexical_dim, c.centre, c.alpha, c.blend)) == best {
             " (chosen)"
         } else {
             ""
         };
         md.push_str(&format!(
-            "| {} | {:.2} | {:.2} | {:.2} | {} | {} |",
+            "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} |",
             c.lexical_dim,
+            c.centre,
             c.alpha,
             c.blend,
             c.in_distribution,
@@ -476,6 +485,7 @@ mod tests {
         let domains = vec!["b".to_owned(), "absent".to_owned()];
         let plan = ViewPlan {
             lexical_dims: &[0],
+            centres: &[0.0],
             alphas: &[1.0],
             blends: &[0.0],
             families: &[],

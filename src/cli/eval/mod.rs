@@ -98,6 +98,10 @@ pub struct EvalArgs {
     /// Lexical dimensions compared by --choose-view (0: neural view alone).
     #[arg(long, value_delimiter = ',', default_value = "0,1024,2048,4096")]
     pub lexical_dims: Vec<usize>,
+    /// Lexical centres compared by --choose-view (0: uncentred; see
+    /// --lexical-centre).
+    #[arg(long, value_delimiter = ',', default_value = "0")]
+    pub lexical_centres: Vec<f32>,
     /// Neural weights compared by --choose-view.
     #[arg(long, value_delimiter = ',', default_value = "0,0.2,0.3,0.4,0.5,0.7")]
     pub alphas: Vec<f32>,

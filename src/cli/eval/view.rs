@@ -85,6 +85,7 @@ pub(super) fn choose_view(
     let (rows, texts) = (rows.as_slice(), texts.as_slice());
     let plan = ViewPlan {
         lexical_dims: &args.lexical_dims,
+        centres: &args.lexical_centres,
         alphas: &args.alphas,
         blends: &args.classifier_weights,
         families: &args.leave_family_out,
@@ -97,8 +98,9 @@ pub(super) fn choose_view(
     let started = Instant::now();
     let candidates = views::choose(rows, texts, encoder.inner().dim(), &plan, &opts, &|c| {
         eprintln!(
-            "lexical {:>5} alpha {:.2} classifier {:.2}: in-distribution {:.2}, unseen family {}, added {}, unseen domain {}, added {}, mean {:.2}, AUROC {:.4} ({:.0} s)",
+            "lexical {:>5} centre {:.2} alpha {:.2} classifier {:.2}: in-distribution {:.2}, unseen family {}, added {}, unseen domain {}, added {}, mean {:.2}, AUROC {:.4} ({:.0} s)",
             c.lexical_dim,
+            c.centre,
             c.alpha,
             c.blend,
             c.in_distribution,
