@@ -146,3 +146,38 @@ fn wrong_checksum_and_missing_files_are_one_line_errors() {
     let out = embed(&["--model", model.to_str().unwrap()], "hi\n");
     assert_one_line_error(&out, "checksum mismatch");
 }
+
+/// A centred lexical view changes the lexical half of the vector only,
+/// keeps it unit length, and is refused for a shape without a shipped mean.
+#[test]
+fn centred_lexical_view_from_the_command_line() {
+    let input = "It is important to note that the results are preliminary.\n";
+    let vector = |args: &[&str]| -> Vec<f32> {
+        let out = embed(args, input);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_value(lines(&out)[0]["embedding"].clone()).unwrap()
+    };
+    let plain = vector(&["--lexical-dim", "1024", "--alpha", "0.5"]);
+    let centred = vector(&[
+        "--lexical-dim",
+        "1024",
+        "--alpha",
+        "0.5",
+        "--lexical-centre",
+        "0.5",
+    ]);
+    assert_eq!(centred.len(), 384 + 1024);
+    assert_eq!(plain[..384], centred[..384], "the neural half is untouched");
+    assert_ne!(plain[384..], centred[384..]);
+    let norm = centred.iter().map(|x| x * x).sum::<f32>().sqrt();
+    assert!((norm - 1.0).abs() < 1e-4, "norm {norm}");
+    let out = embed(&["--lexical-dim", "512", "--lexical-centre", "0.5"], input);
+    assert_one_line_error(
+        &out,
+        "no reference mean ships for the lexical view char2-4x512",
+    );
+}
