@@ -9,6 +9,7 @@ use clap::Args;
 
 use crate::detect::seed;
 use crate::encoder::lexical::{mean_vector, Lexical};
+use crate::encoder::registry;
 
 #[derive(Debug, Args)]
 pub struct LexicalMeanArgs {
@@ -51,10 +52,7 @@ pub fn run(args: &LexicalMeanArgs) -> anyhow::Result<()> {
             "{}: mean of {} texts, norm {norm:.4}, sha256 {}",
             path.display(),
             texts.len(),
-            {
-                use sha2::Digest;
-                hex::encode(sha2::Sha256::digest(&bytes))
-            }
+            registry::sha256_file(&path)?
         );
     }
     Ok(())

@@ -88,7 +88,7 @@ fn shipped_mean(min_n: usize, max_n: usize, dim: usize) -> Option<&'static [f32]
 }
 
 /// Shapes with a shipped mean, for error messages.
-pub fn centrable_shapes() -> String {
+fn centrable_shapes() -> String {
     MEANS
         .iter()
         .map(|(a, b, d, _)| format!("char{a}-{b}x{d}"))
@@ -183,39 +183,45 @@ impl Lexical {
             out[slot] += if h & 1 == 0 { weight } else { -weight };
             i = j;
         }
-        let norm = out.iter().map(|x| x * x).sum::<f32>().sqrt();
-        if norm == 0.0 {
+        // A text without n-grams stays all zeros, centred or not.
+        if !to_unit_length(out) || self.centre == 0.0 {
             return;
         }
-        out.iter_mut().for_each(|x| *x /= norm);
-        if self.centre > 0.0 {
-            let mean = self
-                .mean()
-                .expect("a centred lexical view is validated to have a mean");
-            for (x, m) in out.iter_mut().zip(mean) {
-                *x -= self.centre * m;
-            }
-            let norm = out.iter().map(|x| x * x).sum::<f32>().sqrt();
-            if norm > 0.0 {
-                out.iter_mut().for_each(|x| *x /= norm);
-            }
+        let mean = self
+            .mean()
+            .expect("a centred lexical view is validated to have a mean");
+        for (x, m) in out.iter_mut().zip(mean) {
+            *x -= self.centre * m;
         }
+        to_unit_length(out);
     }
 }
 
-/// The mean of the uncentred lexical vectors of `texts` (summed in f64, in
-/// order, so the result does not depend on the number of threads).
+/// Scales `v` to unit length; false (and `v` unchanged) when it is zero.
+fn to_unit_length(v: &mut [f32]) -> bool {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+    norm > 0.0
+}
+
+/// The mean of the uncentred lexical vectors of `texts`: computed in
+/// parallel a chunk at a time (memory stays bounded) and summed in f64 in
+/// text order, so the result does not depend on the number of threads.
 pub fn mean_vector(view: &Lexical, texts: &[&str]) -> Vec<f32> {
     use rayon::prelude::*;
     let view = view.uncentred();
-    let vectors: Vec<Vec<f32>> = texts.par_iter().map(|t| view.vector(t)).collect();
     let mut sum = vec![0f64; view.dim];
-    for v in &vectors {
-        for (s, x) in sum.iter_mut().zip(v) {
-            *s += f64::from(*x);
+    for chunk in texts.chunks(1024) {
+        let vectors: Vec<Vec<f32>> = chunk.par_iter().map(|t| view.vector(t)).collect();
+        for v in &vectors {
+            for (s, x) in sum.iter_mut().zip(v) {
+                *s += f64::from(*x);
+            }
         }
     }
-    let n = vectors.len().max(1) as f64;
+    let n = texts.len().max(1) as f64;
     sum.iter().map(|s| (s / n) as f32).collect()
 }
 
