@@ -8,7 +8,8 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::detect::seed;
-use crate::encoder::lexical::{mean_vector, Lexical};
+use crate::encoder::lexical::Lexical;
+use crate::encoder::lexical_mean::mean_vector;
 use crate::encoder::registry;
 
 #[derive(Debug, Args)]

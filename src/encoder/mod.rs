@@ -17,6 +17,7 @@ pub mod bert;
 pub mod config;
 pub mod layers;
 pub mod lexical;
+pub mod lexical_mean;
 pub mod mpnet;
 pub mod pooling;
 pub mod precision;
