@@ -5,7 +5,7 @@ use clap::Args;
 
 use super::input::progress;
 use super::EncoderArgs;
-use crate::train::{train, Event, LossWeights, TrainConfig};
+use crate::train::{train, Event, LossWeights, SelectBy, TrainConfig};
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
@@ -71,6 +71,12 @@ pub struct TrainArgs {
     /// Gradient-norm clip (0: off).
     #[arg(long, default_value_t = 1.0)]
     pub grad_clip: f64,
+    /// The validation that keeps `best/`: held-out texts against references
+    /// of every family, or the leave-family-out mean (each machine family's
+    /// held-out texts and the held-out human texts against references
+    /// without that family). Both are computed and logged.
+    #[arg(long, value_enum, default_value_t = SelectBy::HeldOut)]
+    pub select_by: SelectBy,
 }
 
 /// A line above the progress bar, or on stderr when the bar is hidden
@@ -117,6 +123,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         val_refs: args.val_refs,
         queue: args.queue,
         grad_clip: args.grad_clip,
+        select_by: args.select_by,
     };
     std::fs::create_dir_all(&args.out)?;
     let bar = progress(Some(args.steps), "steps");
@@ -156,12 +163,16 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         Event::Validated {
             step,
             avg_rec,
+            unseen_family,
             best,
         } => {
+            let unseen = unseen_family
+                .map(|u| format!(", unseen family {u:.2}%"))
+                .unwrap_or_default();
             say(
                 &bar,
                 format!(
-                    "step {step}: validation AvgRec {avg_rec:.2}%{}",
+                    "step {step}: validation AvgRec held out {avg_rec:.2}%{unseen}{}",
                     if best { " (best)" } else { "" }
                 ),
             );
@@ -170,11 +181,12 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     })?;
     bar.finish_and_clear();
     eprintln!(
-        "done: {} steps, {} texts in {:.0} s ({:.1} texts/s); best validation AvgRec {:.2}% at step {}; model: {}",
+        "done: {} steps, {} texts in {:.0} s ({:.1} texts/s); best validation AvgRec ({}) {:.2}% at step {}; model: {}",
         state.step,
         state.texts_seen,
         state.train_seconds,
         state.texts_seen as f64 / state.train_seconds.max(1e-9),
+        args.select_by.name(),
         state.best_avg_rec.unwrap_or(0.0),
         state.best_step.unwrap_or(0),
         args.out.join("best").display()

@@ -13,9 +13,13 @@ use super::TrainError;
 pub struct RunState {
     pub step: u64,
     pub best_step: Option<u64>,
+    /// The best value of the validation that selects (`select_by`).
     pub best_avg_rec: Option<f64>,
-    /// (step, validation AvgRec in %).
+    /// (step, held-out validation AvgRec in %).
     pub validations: Vec<(u64, f64)>,
+    /// (step, leave-family-out validation AvgRec in %, fold mean).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub validations_unseen_family: Vec<(u64, f64)>,
     pub texts_seen: u64,
     pub train_seconds: f64,
     pub config: serde_json::Value,

@@ -20,7 +20,7 @@ pub mod sampler;
 use std::path::PathBuf;
 
 pub use loss::{contrastive, Classes, Levels, LossWeights};
-pub use run::{batch_loss, train, Event, TrainConfig};
+pub use run::{batch_loss, train, Event, SelectBy, TrainConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {

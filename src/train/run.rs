@@ -2,7 +2,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module, OptimizerConfig};
 use tch::{Device, Tensor};
 
@@ -51,6 +51,33 @@ pub struct TrainConfig {
     /// Detached embeddings of recent steps kept as extra keys.
     pub queue: usize,
     pub grad_clip: f64,
+    /// Which validation keeps `best/`.
+    #[serde(default)]
+    pub select_by: SelectBy,
+}
+
+/// The validation that picks the best checkpoint. Both are computed and
+/// recorded at every validation; this one decides.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum SelectBy {
+    /// kNN AvgRec of held-out texts against references of every family.
+    #[default]
+    HeldOut,
+    /// Mean over machine families of the kNN AvgRec of that family's
+    /// held-out texts and the held-out human texts against references
+    /// without the family: how well the style space places a generator
+    /// it cannot match by its own references.
+    UnseenFamily,
+}
+
+impl SelectBy {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::HeldOut => "held-out",
+            Self::UnseenFamily => "unseen-family",
+        }
+    }
 }
 
 /// What the loop reports as it goes.
@@ -70,7 +97,11 @@ pub enum Event<'a> {
     },
     Validated {
         step: u64,
+        /// Held-out AvgRec (%).
         avg_rec: f64,
+        /// Leave-family-out AvgRec (%), fold mean; `None` when no family
+        /// has enough held-out texts.
+        unseen_family: Option<f64>,
         best: bool,
     },
     Saved(&'a Path),
@@ -95,18 +126,79 @@ fn classes_of(batch: &[&Example], device: Device) -> (Tensor, Tensor, Tensor) {
     (col(&|e| e.model), col(&|e| e.family), col(&|e| e.label))
 }
 
-/// kNN AvgRec (%) of held-out queries against training references, best
-/// over a few k.
+/// What validation scores: held-out queries for the in-distribution
+/// AvgRec, and per machine family its held-out texts (with every held-out
+/// human text in `humans`) for the leave-family-out one.
+struct ValSets {
+    queries: Vec<usize>,
+    refs: Vec<usize>,
+    folds: Vec<(i64, Vec<usize>)>,
+    humans: Vec<usize>,
+}
+
+/// Held-out texts per leave-family-out fold and in all, at most.
+const FOLD_QUERIES: usize = 200;
+const FOLD_HUMANS: usize = 1000;
+
+impl ValSets {
+    /// A family is a fold when it has at least 1% of the held-out texts
+    /// (5 at least): fewer make a fold of noise.
+    fn new(ds: &Dataset, train_idx: &[usize], val_idx: &[usize], cfg: &TrainConfig) -> Self {
+        let min = (val_idx.len() / 100).max(5);
+        let mut by_family: std::collections::BTreeMap<i64, Vec<usize>> = Default::default();
+        let mut humans = Vec::new();
+        for &i in val_idx {
+            let e = &ds.examples[i];
+            if e.label == super::loss::HUMAN {
+                humans.push(i);
+            } else {
+                by_family.entry(e.family).or_default().push(i);
+            }
+        }
+        let folds: Vec<(i64, Vec<usize>)> = by_family
+            .into_iter()
+            .filter(|(_, idx)| idx.len() >= min)
+            .map(|(f, idx)| (f, spread(&idx, FOLD_QUERIES)))
+            .collect();
+        let humans = if folds.is_empty() {
+            Vec::new()
+        } else {
+            spread(&humans, FOLD_HUMANS)
+        };
+        Self {
+            queries: spread(val_idx, cfg.val_queries),
+            refs: spread(train_idx, cfg.val_refs),
+            folds,
+            humans,
+        }
+    }
+}
+
+/// Validation AvgRec (%): of held-out queries against training references
+/// (best over a few k), and the leave-family-out fold mean (best over the
+/// same k, one k for every fold).
 fn validate(
     encoder: &Encoder,
     ds: &Dataset,
-    queries: &[usize],
-    refs: &[usize],
-) -> Result<f64, TrainError> {
-    let embed = |idx: &[usize]| -> Result<Vec<Vec<f32>>, TrainError> {
-        let texts: Vec<&str> = idx.iter().map(|&i| ds.examples[i].text.as_str()).collect();
-        Ok(encoder.embed(&texts)?)
-    };
+    sets: &ValSets,
+) -> Result<(f64, Option<f64>), TrainError> {
+    const KS: [usize; 4] = [1, 3, 5, 10];
+    let mut wanted: Vec<usize> = sets
+        .queries
+        .iter()
+        .chain(&sets.refs)
+        .chain(&sets.humans)
+        .chain(sets.folds.iter().flat_map(|(_, q)| q))
+        .copied()
+        .collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let texts: Vec<&str> = wanted
+        .iter()
+        .map(|&i| ds.examples[i].text.as_str())
+        .collect();
+    let vectors: std::collections::HashMap<usize, Vec<f32>> =
+        wanted.iter().copied().zip(encoder.embed(&texts)?).collect();
     let label = |i: usize| {
         if ds.examples[i].label == super::loss::HUMAN {
             Label::Human
@@ -114,30 +206,50 @@ fn validate(
             Label::Machine
         }
     };
-    let rows: Vec<VectorRow> = refs
-        .iter()
-        .zip(embed(refs)?)
-        .map(|(&i, embedding)| VectorRow {
-            id: i as i64 + 1,
-            label: label(i),
-            model: Some(ds.models[ds.examples[i].model as usize].clone()),
-            family: Some(ds.families[ds.examples[i].family as usize].clone()),
-            source: None,
-            group: None,
-            embedding,
-        })
-        .collect();
-    let index = References::new(IndexKind::Exact, encoder.dim(), rows.len());
-    index.add(&rows)?;
-    let val: Vec<_> = queries
-        .iter()
-        .zip(embed(queries)?)
-        .map(|(&i, v)| (label(i), index.search(&v, 10)))
-        .collect();
-    Ok([1, 3, 5, 10]
+    let index_of = |keep: &dyn Fn(usize) -> bool| -> Result<References, TrainError> {
+        let rows: Vec<VectorRow> = sets
+            .refs
+            .iter()
+            .filter(|&&i| keep(i))
+            .map(|&i| VectorRow {
+                id: i as i64 + 1,
+                label: label(i),
+                model: Some(ds.models[ds.examples[i].model as usize].clone()),
+                family: Some(ds.families[ds.examples[i].family as usize].clone()),
+                source: None,
+                group: None,
+                embedding: vectors[&i].clone(),
+            })
+            .collect();
+        let index = References::new(IndexKind::Exact, encoder.dim(), rows.len());
+        index.add(&rows)?;
+        Ok(index)
+    };
+    let search = |index: &References, idx: &[usize]| -> Vec<_> {
+        idx.iter()
+            .map(|&i| (label(i), index.search(&vectors[&i], 10)))
+            .collect()
+    };
+    let all = index_of(&|_| true)?;
+    let val = search(&all, &sets.queries);
+    let held_out = KS
         .into_iter()
         .map(|k| avg_rec_at(&val, k, 0.05))
-        .fold(0.0, f64::max))
+        .fold(0.0, f64::max);
+    if sets.folds.is_empty() {
+        return Ok((held_out, None));
+    }
+    let mut per_k = [0.0f64; KS.len()];
+    for (family, queries) in &sets.folds {
+        let index = index_of(&|i| ds.examples[i].family != *family)?;
+        let mut val = search(&index, queries);
+        val.extend(search(&index, &sets.humans));
+        for (sum, k) in per_k.iter_mut().zip(KS) {
+            *sum += avg_rec_at(&val, k, 0.05);
+        }
+    }
+    let unseen = per_k.into_iter().fold(0.0, f64::max) / sets.folds.len() as f64;
+    Ok((held_out, Some(unseen)))
 }
 
 /// The contrastive loss (model + family + label + 3 x human, no dropout,
@@ -278,18 +390,25 @@ fn continue_run(
         cfg.matched_humans,
         cfg.seed,
     );
-    let val_queries = spread(val_idx, cfg.val_queries);
-    let val_refs = spread(train_idx, cfg.val_refs);
+    let sets = ValSets::new(ds, train_idx, val_idx, cfg);
+    if cfg.select_by == SelectBy::UnseenFamily && sets.folds.is_empty() {
+        return Err(TrainError::Config(
+            "--select-by unseen-family needs a machine family with at least 1% of the held-out texts; none has".into(),
+        ));
+    }
     report(Event::Start {
         total: cfg.steps,
         done: state.step,
         train: train_idx.len(),
         val: val_idx.len(),
     });
+    // The starting point is a candidate too: a run that only makes its
+    // model worse keeps the model it started from as `best/`.
+    if state.step == 0 && state.validations.is_empty() {
+        validate_and_save(&encoder, ds, &sets, cfg, &mut state, &head_vs, base, report)?;
+    }
     let mut queue: Vec<(Tensor, Tensor, Tensor, Tensor)> = Vec::new();
     let mut queued = 0usize;
-    let last_dir = cfg.out.join("last");
-    let best_dir = cfg.out.join("best");
     while state.step < cfg.steps {
         let started = Instant::now();
         let step = state.step;
@@ -380,25 +499,121 @@ fn continue_run(
         });
         let done = state.step == cfg.steps;
         if state.step.is_multiple_of(cfg.val_every.max(1)) || done {
-            let avg_rec = validate(&encoder, ds, &val_queries, &val_refs)?;
-            state.validations.push((state.step, avg_rec));
-            let best = state.best_avg_rec.is_none_or(|b| avg_rec > b);
-            if best {
-                state.best_avg_rec = Some(avg_rec);
-                state.best_step = Some(state.step);
-            }
-            report(Event::Validated {
-                step: state.step,
-                avg_rec,
-                best,
-            });
-            if best {
-                checkpoint::save(&best_dir, base, encoder.var_store(), &head_vs, &state)?;
-                report(Event::Saved(&best_dir));
-            }
-            checkpoint::save(&last_dir, base, encoder.var_store(), &head_vs, &state)?;
-            report(Event::Saved(&last_dir));
+            validate_and_save(&encoder, ds, &sets, cfg, &mut state, &head_vs, base, report)?;
         }
     }
     Ok(state)
+}
+
+/// Validates the current weights, records both validations, and saves
+/// `last/` (and `best/` when the selecting validation improved).
+#[allow(clippy::too_many_arguments)]
+fn validate_and_save(
+    encoder: &Encoder,
+    ds: &Dataset,
+    sets: &ValSets,
+    cfg: &TrainConfig,
+    state: &mut RunState,
+    head_vs: &nn::VarStore,
+    base: &Path,
+    report: &mut dyn FnMut(Event),
+) -> Result<(), TrainError> {
+    let (avg_rec, unseen_family) = validate(encoder, ds, sets)?;
+    state.validations.push((state.step, avg_rec));
+    if let Some(u) = unseen_family {
+        state.validations_unseen_family.push((state.step, u));
+    }
+    let chosen = match cfg.select_by {
+        SelectBy::HeldOut => avg_rec,
+        SelectBy::UnseenFamily => unseen_family.unwrap_or(f64::NEG_INFINITY),
+    };
+    let best = state.best_avg_rec.is_none_or(|b| chosen > b);
+    if best {
+        state.best_avg_rec = Some(chosen);
+        state.best_step = Some(state.step);
+    }
+    report(Event::Validated {
+        step: state.step,
+        avg_rec,
+        unseen_family,
+        best,
+    });
+    if best {
+        let dir = cfg.out.join("best");
+        checkpoint::save(&dir, base, encoder.var_store(), head_vs, state)?;
+        report(Event::Saved(&dir));
+    }
+    let dir = cfg.out.join("last");
+    checkpoint::save(&dir, base, encoder.var_store(), head_vs, state)?;
+    report(Event::Saved(&dir));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example(label: i64, family: i64, group: usize) -> Example {
+        Example {
+            text: format!("text {group}"),
+            label,
+            model: family,
+            family,
+            group: group.to_string(),
+            context: String::new(),
+        }
+    }
+
+    #[test]
+    fn leave_family_out_folds_skip_families_with_too_few_held_out_texts() {
+        // Family 0 is human; 1 has 300 held-out texts, 2 has 4 (under 1%
+        // of 700 and under 5), 3 has 8.
+        let mut examples = Vec::new();
+        for (label, family, n) in [(1, 0, 388), (0, 1, 300), (0, 2, 4), (0, 3, 8)] {
+            for _ in 0..n {
+                examples.push(example(label, family, examples.len()));
+            }
+        }
+        let ds = Dataset {
+            examples,
+            models: (0..4).map(|i| i.to_string()).collect(),
+            families: (0..4).map(|i| i.to_string()).collect(),
+        };
+        let val_idx: Vec<usize> = (0..ds.examples.len()).collect();
+        let cfg = TrainConfig {
+            data: PathBuf::new(),
+            out: PathBuf::new(),
+            encoder: EncoderConfig::default(),
+            batch_size: 32,
+            per_model: 4,
+            matched_humans: 0.0,
+            steps: 1,
+            lr: 1e-5,
+            warmup: 0.0,
+            weight_decay: 0.0,
+            temperature: 0.07,
+            weights: LossWeights::default(),
+            freeze_embeddings: false,
+            seed: 1,
+            val_seed: None,
+            val_fraction: 0.05,
+            val_every: 1,
+            val_queries: 100,
+            val_refs: 10,
+            queue: 0,
+            grad_clip: 1.0,
+            select_by: SelectBy::UnseenFamily,
+        };
+        let sets = ValSets::new(&ds, &[0, 1], &val_idx, &cfg);
+        let folds: Vec<(i64, usize)> = sets.folds.iter().map(|(f, q)| (*f, q.len())).collect();
+        assert_eq!(folds, [(1, FOLD_QUERIES), (3, 8)]);
+        assert!(sets
+            .folds
+            .iter()
+            .flat_map(|(_, q)| q)
+            .all(|&i| ds.examples[i].label == 0));
+        assert_eq!(sets.humans.len(), 388);
+        assert!(sets.humans.iter().all(|&i| ds.examples[i].label == 1));
+        assert_eq!(sets.queries.len(), 100);
+    }
 }

@@ -4,7 +4,7 @@ use detective::config::EncoderConfig;
 use detective::encoder::{Embed, Encoder};
 use detective::train::data::{Dataset, Example};
 use detective::train::sampler::Sampler;
-use detective::train::{batch_loss, train, Event, LossWeights, TrainConfig};
+use detective::train::{batch_loss, train, Event, LossWeights, SelectBy, TrainConfig};
 
 fn config(out: &std::path::Path, steps: u64) -> TrainConfig {
     let model = super::common::models_dir()
@@ -38,6 +38,7 @@ fn config(out: &std::path::Path, steps: u64) -> TrainConfig {
         val_refs: 48,
         queue: 32,
         grad_clip: 1.0,
+        select_by: SelectBy::UnseenFamily,
     }
 }
 
@@ -110,7 +111,18 @@ fn loss_falls_checkpoints_load_and_a_killed_run_resumes() {
     assert_eq!(resumed_at, Some(4), "resumes from the checkpoint");
     assert_eq!(seen, vec![5, 6, 7, 8]);
     assert_eq!(state.step, 8);
-    assert_eq!(state.validations.len(), 2);
+    // Validated at the start (step 0), after the first run and at the end.
+    assert_eq!(state.validations.len(), 3);
+    // Both validations are recorded; the leave-family-out one selects.
+    let unseen = &state.validations_unseen_family;
+    assert_eq!(unseen.iter().map(|v| v.0).collect::<Vec<_>>(), [0, 4, 8]);
+    let top = unseen
+        .iter()
+        .fold(unseen[0], |b, &v| if v.1 > b.1 { v } else { b });
+    assert_eq!(
+        (state.best_step, state.best_avg_rec),
+        (Some(top.0), Some(top.1))
+    );
 
     // The checkpoint is a model directory: it loads like the base model,
     // under its own checksum, and the loss on the batches it saw has fallen.
