@@ -71,11 +71,11 @@ pub struct TrainArgs {
     /// Gradient-norm clip (0: off).
     #[arg(long, default_value_t = 1.0)]
     pub grad_clip: f64,
-    /// The validation that keeps `best/`: held-out texts against references
-    /// of every family, or the leave-family-out mean (each machine family's
-    /// held-out texts and the held-out human texts against references
-    /// without that family). Both are computed and logged.
-    #[arg(long, value_enum, default_value_t = SelectBy::HeldOut)]
+    /// The validation that keeps `best/`: the leave-family-out mean (each
+    /// machine family's held-out texts and the held-out human texts against
+    /// references without that family), or held-out texts against
+    /// references of every family. Both are computed and logged.
+    #[arg(long, value_enum, default_value_t = SelectBy::UnseenFamily)]
     pub select_by: SelectBy,
 }
 

@@ -6,7 +6,10 @@
 //! `tokenizer.json`, `model.safetensors`), so `--model DIR` loads it like
 //! any other; the classifier head and the run state sit beside it.
 //! Validation is kNN AvgRec on a split carved by group from the training
-//! file, never on a test file; the best checkpoint by validation is kept.
+//! file, never on a test file: against references of every family, and
+//! leave-family-out (each family's held-out texts against references
+//! without it); the best checkpoint by the chosen one is kept, the
+//! starting model included.
 //! A killed run resumes from `last/`: the weights and step are restored,
 //! and the sampler's draw depends only on the seed and the step, so the
 //! remaining batches are those of an uninterrupted run (AdamW's moments

@@ -51,13 +51,15 @@ pub struct TrainConfig {
     /// Detached embeddings of recent steps kept as extra keys.
     pub queue: usize,
     pub grad_clip: f64,
-    /// Which validation keeps `best/`.
+    /// Which validation keeps `best/` (held-out in runs that did not
+    /// record it).
     #[serde(default)]
     pub select_by: SelectBy,
 }
 
 /// The validation that picks the best checkpoint. Both are computed and
-/// recorded at every validation; this one decides.
+/// recorded at every validation; this one decides. `Default` is what runs
+/// that did not record a choice used; the CLI defaults to `UnseenFamily`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum SelectBy {
@@ -393,7 +395,7 @@ fn continue_run(
     let sets = ValSets::new(ds, train_idx, val_idx, cfg);
     if cfg.select_by == SelectBy::UnseenFamily && sets.folds.is_empty() {
         return Err(TrainError::Config(
-            "--select-by unseen-family needs a machine family with at least 1% of the held-out texts; none has".into(),
+            "selecting by unseen families needs a machine family with at least 1% of the held-out texts (5 at least), and none has: use --select-by held-out".into(),
         ));
     }
     report(Event::Start {
