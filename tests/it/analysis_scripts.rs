@@ -1,5 +1,7 @@
-//! `scripts/blend_scores.py` on a scores file whose figures are known by
-//! hand (the format `detective eval --scores` writes).
+//! The analysis scripts on inputs whose results are known by hand:
+//! `scripts/blend_scores.py` on a scores file (the format `detective eval
+//! --scores` writes), `scripts/foreign_human_set.py`, and
+//! `scripts/average_weights.py` on two small safetensors models.
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -108,4 +110,85 @@ print("ok")
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A safetensors file of one tensor `w`.
+fn safetensors(dtype: &str, shape: &[usize], data: &[u8]) -> Vec<u8> {
+    let header =
+        serde_json::json!({"w": {"dtype": dtype, "shape": shape, "data_offsets": [0, data.len()]}})
+            .to_string()
+            .into_bytes();
+    let mut out = (header.len() as u64).to_le_bytes().to_vec();
+    out.extend(header);
+    out.extend(data);
+    out
+}
+
+#[test]
+fn average_weights_takes_the_mean_of_f16_and_f32_models_and_refuses_other_shapes() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = |name: &str, file: Vec<u8>| {
+        let d = dir.path().join(name);
+        std::fs::create_dir_all(d.join("weights")).unwrap();
+        std::fs::write(d.join("weights/model.safetensors"), file).unwrap();
+        d
+    };
+    let f32s: Vec<u8> = [1.0f32, 2.0, 3.0, 4.0]
+        .iter()
+        .flat_map(|x| x.to_le_bytes())
+        .collect();
+    // 3, 4, 5, 6 in IEEE half precision.
+    let f16s: Vec<u8> = [0x4200u16, 0x4400, 0x4500, 0x4600]
+        .iter()
+        .flat_map(|x| x.to_le_bytes())
+        .collect();
+    let a = model("a", safetensors("F32", &[2, 2], &f32s));
+    let b = model("b", safetensors("F16", &[2, 2], &f16s));
+    let odd = model("odd", safetensors("F32", &[4], &f32s));
+    let like = dir.path().join("like");
+    std::fs::create_dir_all(&like).unwrap();
+    std::fs::write(like.join("config.json"), "{}").unwrap();
+    std::fs::write(like.join("model.safetensors"), b"replaced").unwrap();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let run = |models: &[&PathBuf], out: &std::path::Path| {
+        Command::new(root.join(".venv/bin/python"))
+            .arg(root.join("scripts/average_weights.py"))
+            .arg("--out")
+            .arg(out)
+            .arg("--like")
+            .arg(&like)
+            .args(models)
+            .output()
+            .expect("run .venv/bin/python (scripts/setup)")
+    };
+    let out = dir.path().join("mean");
+    let done = run(&[&a, &b], &out);
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("config.json")).unwrap(),
+        "{}"
+    );
+    let bytes = std::fs::read(out.join("model.safetensors")).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    assert_eq!(header["w"]["dtype"], "F32");
+    assert_eq!(header["w"]["shape"], serde_json::json!([2, 2]));
+    let values: Vec<f32> = bytes[8 + n..]
+        .chunks(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    assert_eq!(values, [2.0, 3.0, 4.0, 5.0]);
+
+    let refused = run(&[&a, &odd], &dir.path().join("never"));
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("has shape [4], not [2, 2]"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(!dir.path().join("never").exists());
 }
