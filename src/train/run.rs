@@ -344,6 +344,21 @@ pub fn train(cfg: &TrainConfig, report: &mut dyn FnMut(Event)) -> Result<RunStat
     // Resume: weights, head and run state from the latest checkpoint.
     if let Some(dir) = checkpoint::latest(&cfg.out.join("last")) {
         state = checkpoint::load_state(&dir)?;
+        // The best so far is a value of the run's own validation: resuming
+        // with the other one would compare unlike numbers.
+        let recorded: SelectBy = state
+            .config
+            .get("select_by")
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_default();
+        if recorded != cfg.select_by {
+            return Err(TrainError::Config(format!(
+                "{} selects checkpoints by {}; resume it with --select-by {}",
+                cfg.out.display(),
+                recorded.name(),
+                recorded.name()
+            )));
+        }
         state.families.get_or_insert(families);
         encoder
             .var_store_mut()

@@ -109,6 +109,19 @@ fn loss_falls_checkpoints_load_and_a_killed_run_resumes() {
     })
     .unwrap();
     assert_eq!(resumed_at, Some(4), "resumes from the checkpoint");
+    // Resuming with the other validation would compare unlike numbers.
+    let other = TrainConfig {
+        steps: 12,
+        select_by: SelectBy::HeldOut,
+        ..cfg.clone()
+    };
+    let refused = train(&other, &mut |_| {}).unwrap_err().to_string();
+    assert!(
+        refused.contains(
+            "selects checkpoints by unseen-family; resume it with --select-by unseen-family"
+        ),
+        "{refused}"
+    );
     assert_eq!(seen, vec![5, 6, 7, 8]);
     assert_eq!(state.step, 8);
     // Validated at the start (step 0), after the first run and at the end.
