@@ -178,10 +178,7 @@ fn mix(mut h: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn dot(a: &[f32], b: &[f32]) -> f32 {
-        a.iter().zip(b).map(|(x, y)| x * y).sum()
-    }
+    use crate::index::dot;
 
     #[test]
     fn vectors_are_unit_length_and_deterministic() {

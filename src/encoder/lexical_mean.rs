@@ -67,10 +67,7 @@ pub fn mean_vector(view: &Lexical, texts: &[&str]) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn dot(a: &[f32], b: &[f32]) -> f32 {
-        a.iter().zip(b).map(|(x, y)| x * y).sum()
-    }
+    use crate::index::dot;
 
     /// The shipped means are those of the shipped default references under
     /// this very hashing: a sample of those references averages to nearly

@@ -160,10 +160,7 @@ impl<E: Embed> Embed for Styled<E> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn dot(a: &[f32], b: &[f32]) -> f32 {
-        a.iter().zip(b).map(|(x, y)| x * y).sum()
-    }
+    use crate::index::dot;
 
     #[test]
     fn fused_dot_is_the_weighted_sum_of_the_views_cosines() {

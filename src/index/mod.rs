@@ -12,7 +12,7 @@ pub mod synthetic;
 
 use std::path::Path;
 
-pub use exact::ExactIndex;
+pub use exact::{dot, ExactIndex};
 pub use hnsw::{HnswIndex, HnswParams};
 
 /// One search result: a slot and its cosine similarity to the query.

@@ -19,11 +19,13 @@ pub mod data;
 pub mod loss;
 pub mod run;
 pub mod sampler;
+pub mod validate;
 
 use std::path::PathBuf;
 
 pub use loss::{contrastive, Classes, Levels, LossWeights};
-pub use run::{batch_loss, train, Event, SelectBy, TrainConfig};
+pub use run::{batch_loss, train, Event, TrainConfig};
+pub use validate::SelectBy;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
