@@ -77,6 +77,11 @@ pub struct TrainArgs {
     /// references of every family. Both are computed and logged.
     #[arg(long, value_enum, default_value_t = SelectBy::UnseenFamily)]
     pub select_by: SelectBy,
+    /// Read each training text through a window of the model's length at a
+    /// random token offset within its first N windows' worth (1: its first
+    /// window, as detection reads it).
+    #[arg(long, default_value_t = 1)]
+    pub crop_windows: usize,
 }
 
 /// A line above the progress bar, or on stderr when the bar is hidden
@@ -124,6 +129,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         queue: args.queue,
         grad_clip: args.grad_clip,
         select_by: args.select_by,
+        crop_windows: args.crop_windows,
     };
     std::fs::create_dir_all(&args.out)?;
     let bar = progress(Some(args.steps), "steps");

@@ -13,7 +13,7 @@ use super::sampler::Sampler;
 use super::validate::{validate, SelectBy, ValSets};
 use super::TrainError;
 use crate::config::EncoderConfig;
-use crate::encoder::{registry, Embed, Encoder};
+use crate::encoder::{registry, Embed, Encoder, Tokenizer};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TrainConfig {
@@ -52,6 +52,38 @@ pub struct TrainConfig {
     /// record it).
     #[serde(default)]
     pub select_by: SelectBy,
+    /// Windows' worth of each text a training window is drawn from: 1 reads
+    /// its first window, as detection does; N > 1 a window of the model's
+    /// length at a random token offset within its first N windows' worth,
+    /// drawn from the seed and step (so a resumed run draws the same).
+    pub crop_windows: usize,
+}
+
+/// `seq` (special tokens at both ends) cut to a window of at most `window`
+/// tokens starting `pick % (possible starts)` tokens into its text, framed
+/// by the same special tokens; a sequence that fits is returned whole.
+pub fn crop(seq: &[i64], window: usize, pick: u64) -> Vec<i64> {
+    if seq.len() <= window || window < 3 {
+        return seq.to_vec();
+    }
+    let body = &seq[1..seq.len() - 1];
+    let per = window - 2;
+    let start = (pick % (body.len() - per + 1) as u64) as usize;
+    let mut out = Vec::with_capacity(window);
+    out.push(seq[0]);
+    out.extend_from_slice(&body[start..start + per]);
+    out.push(seq[seq.len() - 1]);
+    out
+}
+
+/// A reproducible draw for text `i` of step `step` (SplitMix64).
+fn draw(seed: u64, step: u64, i: usize) -> u64 {
+    let mut z = seed
+        ^ step.wrapping_mul(0xD1B5_4A32_D192_ED03)
+        ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// What the loop reports as it goes.
@@ -224,6 +256,21 @@ fn continue_run(
     report: &mut dyn FnMut(Event),
 ) -> Result<RunState, TrainError> {
     let device = encoder.device();
+    // Random windows read more of each text than the one detection reads.
+    let window = encoder.id().max_length;
+    let cropper = match cfg.crop_windows {
+        0 => {
+            return Err(TrainError::Config(
+                "--crop-windows must be at least 1".into(),
+            ))
+        }
+        1 => None,
+        n => {
+            let mut tok = Tokenizer::from_file(&base.join("tokenizer.json"), window)?;
+            tok.set_windows(n)?;
+            Some(tok)
+        }
+    };
     if cfg.freeze_embeddings {
         for (name, t) in encoder.var_store().variables() {
             if name.starts_with("embeddings.") {
@@ -275,7 +322,15 @@ fn continue_run(
             .map(|i| &ds.examples[i])
             .collect();
         let texts: Vec<&str> = batch.iter().map(|e| e.text.as_str()).collect();
-        let seqs = encoder.tokenize(&texts)?;
+        let seqs = match &cropper {
+            None => encoder.tokenize(&texts)?,
+            Some(tok) => tok
+                .encode_batch(&texts)?
+                .iter()
+                .enumerate()
+                .map(|(i, seq)| crop(seq, window, draw(cfg.seed, step, i)))
+                .collect(),
+        };
         let rows: Vec<&[i64]> = seqs.iter().map(Vec::as_slice).collect();
         let (ids, mask) = encoder.pad(&rows);
         let emb = encoder.forward(&ids, &mask, true);
@@ -404,4 +459,41 @@ fn validate_and_save(
     checkpoint::save(&dir, base, encoder.var_store(), head_vs, state)?;
     report(Event::Saved(&dir));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{crop, draw};
+
+    #[test]
+    fn a_crop_is_a_framed_window_of_the_text_at_the_drawn_offset() {
+        // [CLS]=101, [SEP]=102 around 10 text tokens; windows of 6 (4 text).
+        let seq: Vec<i64> = std::iter::once(101)
+            .chain(1..=10)
+            .chain(std::iter::once(102))
+            .collect();
+        assert_eq!(crop(&seq, 6, 0), vec![101, 1, 2, 3, 4, 102]);
+        assert_eq!(crop(&seq, 6, 6), vec![101, 7, 8, 9, 10, 102]);
+        // Seven possible starts: the draw wraps.
+        assert_eq!(crop(&seq, 6, 7), crop(&seq, 6, 0));
+        // Every offset is reachable and every crop is a window of the text.
+        let mut starts: Vec<i64> = (0..100).map(|p| crop(&seq, 6, p)[1]).collect();
+        starts.sort();
+        starts.dedup();
+        assert_eq!(starts, (1..=7).collect::<Vec<_>>());
+        // A sequence that fits is read whole.
+        assert_eq!(crop(&seq, 12, 5), seq);
+        assert_eq!(crop(&seq, 40, 5), seq);
+    }
+
+    #[test]
+    fn draws_depend_on_seed_step_and_position_only() {
+        assert_eq!(draw(7, 3, 2), draw(7, 3, 2));
+        let all = [draw(7, 3, 2), draw(8, 3, 2), draw(7, 4, 2), draw(7, 3, 1)];
+        for (i, a) in all.iter().enumerate() {
+            for b in &all[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+    }
 }

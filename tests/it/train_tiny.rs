@@ -39,6 +39,8 @@ fn config(out: &std::path::Path, steps: u64) -> TrainConfig {
         queue: 32,
         grad_clip: 1.0,
         select_by: SelectBy::UnseenFamily,
+        // Random windows within the first two windows' worth of each text.
+        crop_windows: 2,
     }
 }
 
