@@ -42,6 +42,24 @@ pub fn split(seq: &[i64], window: usize) -> Vec<(Vec<i64>, usize)> {
     out
 }
 
+/// One window of at most `window` tokens of `seq` (special tokens at both
+/// ends), starting `pick % (possible starts)` tokens into its text and
+/// framed by the same special tokens; a sequence that fits is returned
+/// whole. Training reads random windows of a text this way.
+pub fn crop(seq: &[i64], window: usize, pick: u64) -> Vec<i64> {
+    if seq.len() <= window || window < 3 {
+        return seq.to_vec();
+    }
+    let body = &seq[1..seq.len() - 1];
+    let per = window - 2;
+    let start = (pick % (body.len() - per + 1) as u64) as usize;
+    let mut out = Vec::with_capacity(window);
+    out.push(seq[0]);
+    out.extend_from_slice(&body[start..start + per]);
+    out.push(seq[seq.len() - 1]);
+    out
+}
+
 /// One unit vector per text from its windows' vectors: `owners[j]` is the
 /// text and weight of `vectors[j]`.
 pub fn pool(texts: usize, owners: &[(usize, usize)], vectors: Vec<Vec<f32>>) -> Vec<Vec<f32>> {
@@ -66,13 +84,35 @@ pub fn pool(texts: usize, owners: &[(usize, usize)], vectors: Vec<Vec<f32>>) -> 
 mod tests {
     use super::*;
 
-    #[test]
-    fn long_sequences_are_cut_into_equal_framed_windows() {
-        // [CLS]=101, [SEP]=102 around 10 text tokens, windows of 6 (4 text).
-        let seq: Vec<i64> = std::iter::once(101)
+    /// [CLS]=101, [SEP]=102 around 10 text tokens.
+    fn ten_tokens() -> Vec<i64> {
+        std::iter::once(101)
             .chain(1..=10)
             .chain(std::iter::once(102))
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn a_crop_is_a_framed_window_of_the_text_at_the_drawn_offset() {
+        // Windows of 6 (4 text tokens): seven possible starts.
+        let seq = ten_tokens();
+        assert_eq!(crop(&seq, 6, 0), vec![101, 1, 2, 3, 4, 102]);
+        assert_eq!(crop(&seq, 6, 6), vec![101, 7, 8, 9, 10, 102]);
+        assert_eq!(crop(&seq, 6, 7), crop(&seq, 6, 0));
+        // Every offset is reachable.
+        let mut starts: Vec<i64> = (0..100).map(|p| crop(&seq, 6, p)[1]).collect();
+        starts.sort();
+        starts.dedup();
+        assert_eq!(starts, (1..=7).collect::<Vec<_>>());
+        // A sequence that fits is read whole.
+        assert_eq!(crop(&seq, 12, 5), seq);
+        assert_eq!(crop(&seq, 40, 5), seq);
+    }
+
+    #[test]
+    fn long_sequences_are_cut_into_equal_framed_windows() {
+        // Windows of 6 (4 text tokens).
+        let seq = ten_tokens();
         let w = split(&seq, 6);
         assert_eq!(
             w,

@@ -13,7 +13,7 @@ use super::sampler::Sampler;
 use super::validate::{validate, SelectBy, ValSets};
 use super::TrainError;
 use crate::config::EncoderConfig;
-use crate::encoder::{registry, Embed, Encoder, Tokenizer};
+use crate::encoder::{registry, windows, Embed, Encoder, Tokenizer};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TrainConfig {
@@ -57,23 +57,6 @@ pub struct TrainConfig {
     /// length at a random token offset within its first N windows' worth,
     /// drawn from the seed and step (so a resumed run draws the same).
     pub crop_windows: usize,
-}
-
-/// `seq` (special tokens at both ends) cut to a window of at most `window`
-/// tokens starting `pick % (possible starts)` tokens into its text, framed
-/// by the same special tokens; a sequence that fits is returned whole.
-pub fn crop(seq: &[i64], window: usize, pick: u64) -> Vec<i64> {
-    if seq.len() <= window || window < 3 {
-        return seq.to_vec();
-    }
-    let body = &seq[1..seq.len() - 1];
-    let per = window - 2;
-    let start = (pick % (body.len() - per + 1) as u64) as usize;
-    let mut out = Vec::with_capacity(window);
-    out.push(seq[0]);
-    out.extend_from_slice(&body[start..start + per]);
-    out.push(seq[seq.len() - 1]);
-    out
 }
 
 /// A reproducible draw for text `i` of step `step` (SplitMix64).
@@ -328,7 +311,7 @@ fn continue_run(
                 .encode_batch(&texts)?
                 .iter()
                 .enumerate()
-                .map(|(i, seq)| crop(seq, window, draw(cfg.seed, step, i)))
+                .map(|(i, seq)| windows::crop(seq, window, draw(cfg.seed, step, i)))
                 .collect(),
         };
         let rows: Vec<&[i64]> = seqs.iter().map(Vec::as_slice).collect();
@@ -463,28 +446,7 @@ fn validate_and_save(
 
 #[cfg(test)]
 mod tests {
-    use super::{crop, draw};
-
-    #[test]
-    fn a_crop_is_a_framed_window_of_the_text_at_the_drawn_offset() {
-        // [CLS]=101, [SEP]=102 around 10 text tokens; windows of 6 (4 text).
-        let seq: Vec<i64> = std::iter::once(101)
-            .chain(1..=10)
-            .chain(std::iter::once(102))
-            .collect();
-        assert_eq!(crop(&seq, 6, 0), vec![101, 1, 2, 3, 4, 102]);
-        assert_eq!(crop(&seq, 6, 6), vec![101, 7, 8, 9, 10, 102]);
-        // Seven possible starts: the draw wraps.
-        assert_eq!(crop(&seq, 6, 7), crop(&seq, 6, 0));
-        // Every offset is reachable and every crop is a window of the text.
-        let mut starts: Vec<i64> = (0..100).map(|p| crop(&seq, 6, p)[1]).collect();
-        starts.sort();
-        starts.dedup();
-        assert_eq!(starts, (1..=7).collect::<Vec<_>>());
-        // A sequence that fits is read whole.
-        assert_eq!(crop(&seq, 12, 5), seq);
-        assert_eq!(crop(&seq, 40, 5), seq);
-    }
+    use super::draw;
 
     #[test]
     fn draws_depend_on_seed_step_and_position_only() {
