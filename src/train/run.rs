@@ -2,6 +2,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use tch::nn::{self, Module, OptimizerConfig};
 use tch::{Device, Tensor};
@@ -59,14 +61,12 @@ pub struct TrainConfig {
     pub crop_windows: usize,
 }
 
-/// A reproducible draw for text `i` of step `step` (SplitMix64).
-fn draw(seed: u64, step: u64, i: usize) -> u64 {
-    let mut z = seed
-        ^ step.wrapping_mul(0xD1B5_4A32_D192_ED03)
-        ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+/// The random window offsets of step `step`'s `n` texts: drawn like the
+/// sampler's batches, from the seed and step alone, in a stream of their own.
+fn crop_picks(seed: u64, step: u64, n: usize) -> Vec<u64> {
+    const STREAM: u64 = 0xC00C_5EED;
+    let mut rng = StdRng::seed_from_u64(seed ^ STREAM ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    (0..n).map(|_| rng.gen()).collect()
 }
 
 /// What the loop reports as it goes.
@@ -147,6 +147,11 @@ pub fn train(cfg: &TrainConfig, report: &mut dyn FnMut(Event)) -> Result<RunStat
     if cfg.steps == 0 || cfg.batch_size < 4 {
         return Err(TrainError::Config(
             "need steps > 0 and batch size >= 4".into(),
+        ));
+    }
+    if cfg.crop_windows == 0 {
+        return Err(TrainError::Config(
+            "--crop-windows must be at least 1".into(),
         ));
     }
     tch::manual_seed(cfg.seed as i64);
@@ -241,18 +246,12 @@ fn continue_run(
     let device = encoder.device();
     // Random windows read more of each text than the one detection reads.
     let window = encoder.id().max_length;
-    let cropper = match cfg.crop_windows {
-        0 => {
-            return Err(TrainError::Config(
-                "--crop-windows must be at least 1".into(),
-            ))
-        }
-        1 => None,
-        n => {
-            let mut tok = Tokenizer::from_file(&base.join("tokenizer.json"), window)?;
-            tok.set_windows(n)?;
-            Some(tok)
-        }
+    let cropper = if cfg.crop_windows > 1 {
+        let mut tok = Tokenizer::from_file(&base.join("tokenizer.json"), window)?;
+        tok.set_windows(cfg.crop_windows)?;
+        Some(tok)
+    } else {
+        None
     };
     if cfg.freeze_embeddings {
         for (name, t) in encoder.var_store().variables() {
@@ -310,8 +309,8 @@ fn continue_run(
             Some(tok) => tok
                 .encode_batch(&texts)?
                 .iter()
-                .enumerate()
-                .map(|(i, seq)| windows::crop(seq, window, draw(cfg.seed, step, i)))
+                .zip(crop_picks(cfg.seed, step, texts.len()))
+                .map(|(seq, pick)| windows::crop(seq, window, pick))
                 .collect(),
         };
         let rows: Vec<&[i64]> = seqs.iter().map(Vec::as_slice).collect();
@@ -446,12 +445,21 @@ fn validate_and_save(
 
 #[cfg(test)]
 mod tests {
-    use super::draw;
+    use super::crop_picks;
 
     #[test]
-    fn draws_depend_on_seed_step_and_position_only() {
-        assert_eq!(draw(7, 3, 2), draw(7, 3, 2));
-        let all = [draw(7, 3, 2), draw(8, 3, 2), draw(7, 4, 2), draw(7, 3, 1)];
+    fn crop_picks_depend_on_seed_and_step_only() {
+        let picks = crop_picks(7, 3, 4);
+        assert_eq!(picks, crop_picks(7, 3, 4));
+        assert_eq!(picks.len(), 4);
+        let all = [
+            picks[0],
+            picks[1],
+            picks[2],
+            picks[3],
+            crop_picks(8, 3, 1)[0],
+            crop_picks(7, 4, 1)[0],
+        ];
         for (i, a) in all.iter().enumerate() {
             for b in &all[i + 1..] {
                 assert_ne!(a, b);
