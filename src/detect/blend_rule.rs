@@ -213,7 +213,7 @@ pub(super) fn choose_blend_rule(
     let mut samples = Vec::new();
     let mut sample_folds = Vec::new();
     for (((label, nb), p), &fold) in val.iter().zip(p).zip(folds) {
-        let margin = group_vote(nb, m).as_ref().and_then(margin);
+        let margin = group_vote(nb, m, cal.group_by).as_ref().and_then(margin);
         if let (Some(margin), Some(&p)) = (margin, p.as_ref()) {
             samples.push(Sample {
                 label: *label,

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 use super::blend_rule::{choose_blend_rule, BlendRule, BlendRuleMode};
 use super::classifier::{Classifier, ClassifierConfig};
-use super::group_vote::{group_vote, GROUP_CANDIDATES, GROUP_POOL};
+use super::group_vote::{group_vote, GroupBy, GROUP_CANDIDATES, GROUP_POOL};
 use super::vote::{vote, weighted_score, Neighbour, OperatingPoint, VoteConfig};
 use super::{DetectError, References};
 use crate::encoder::HeldOut;
@@ -69,6 +69,9 @@ pub struct Calibration {
     /// `m`, when there were candidates.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub avg_rec_by_groups: Vec<(usize, f64)>,
+    /// What a machine text's group is in the group vote.
+    #[serde(default, skip_serializing_if = "is_by_model")]
+    pub group_by: GroupBy,
     /// The rule weighing the group vote's margin against the classifier,
     /// where it beat the group vote alone on validation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -97,6 +100,7 @@ impl Calibration {
             temperature: self.temperature,
             novelty_threshold: self.novelty_threshold,
             groups: self.groups,
+            group_by: self.group_by,
             blend_rule: self.blend_rule,
             operating_point: target_fpr.and_then(|t| {
                 self.operating_points
@@ -119,8 +123,12 @@ pub fn avg_rec_at(val: &[(Label, Vec<Neighbour>)], k: usize, temperature: f64) -
 }
 
 /// Validation AvgRec (percent) of the group vote with `m`.
-pub fn group_avg_rec(val: &[(Label, Vec<Neighbour>)], m: usize) -> f64 {
-    avg_rec_of(val, |nb| group_vote(nb, m).map(|g| g.label))
+pub fn group_avg_rec(val: &[(Label, Vec<Neighbour>)], m: usize, by: GroupBy) -> f64 {
+    avg_rec_of(val, |nb| group_vote(nb, m, by).map(|g| g.label))
+}
+
+fn is_by_model(by: &GroupBy) -> bool {
+    *by == GroupBy::Model
 }
 
 /// Average of human and machine recall (percent) of `decide` on the
@@ -198,6 +206,8 @@ pub struct CalibrationOptions {
     /// Candidate group votes (`m`, see [`VoteConfig::groups`]); validation
     /// picks one where it beats the majority (empty: the majority).
     pub groups: Vec<usize>,
+    /// What a machine text's group is in the group votes.
+    pub group_by: GroupBy,
     /// Whether the blend rule is used never (the default: measured on the
     /// generalization benchmark, it does not win), where validation prefers
     /// it, or always (with a group vote and a classifier).
@@ -218,6 +228,7 @@ impl Default for CalibrationOptions {
             held_out: None,
             hubness: vec![0.0],
             groups: GROUP_CANDIDATES.to_vec(),
+            group_by: GroupBy::default(),
             blend_rule: BlendRuleMode::default(),
         }
     }
@@ -309,7 +320,7 @@ pub fn calibrate_blended(
             hubness: w,
             ..calibrate(&found, opts.temperature, &opts.target_fprs, blend)
         };
-        let cal = choose_groups(cal, &found, &opts.groups);
+        let cal = choose_groups(cal, &found, &opts.groups, opts.group_by);
         let cal = choose_blend_rule(cal, &found, p.as_deref(), &folds, opts.blend_rule);
         let score = best_avg_rec(&cal);
         by_hubness.push((w, score));
@@ -349,13 +360,14 @@ fn choose_groups(
     cal: Calibration,
     val: &[(Label, Vec<Neighbour>)],
     candidates: &[usize],
+    group_by: GroupBy,
 ) -> Calibration {
     if candidates.is_empty() {
         return cal;
     }
     let by: Vec<(usize, f64)> = candidates
         .iter()
-        .map(|&m| (m, group_avg_rec(val, m)))
+        .map(|&m| (m, group_avg_rec(val, m, group_by)))
         .collect();
     let majority = best_avg_rec(&cal);
     let best = by
@@ -368,6 +380,7 @@ fn choose_groups(
     Calibration {
         groups: best.map(|(m, _)| m),
         avg_rec_by_groups: by,
+        group_by,
         ..cal
     }
 }
@@ -505,6 +518,7 @@ pub fn calibrate(
         avg_rec_by_hubness: Vec::new(),
         groups: None,
         avg_rec_by_groups: Vec::new(),
+        group_by: GroupBy::Model,
         blend_rule: None,
         blend_rule_avg_rec: None,
     }
@@ -558,16 +572,16 @@ pub(super) mod tests {
                 _ => (Label::Human, human_text()),
             })
             .collect();
-        assert_eq!(group_avg_rec(&val, 3), 100.0);
+        assert_eq!(group_avg_rec(&val, 3, GroupBy::Model), 100.0);
         let cal = calibrate(&val, 0.05, &[0.01], None);
         assert!(best_avg_rec(&cal) < 100.0);
-        let chosen = choose_groups(cal.clone(), &val, &[3]);
+        let chosen = choose_groups(cal.clone(), &val, &[3], GroupBy::Model);
         assert_eq!(chosen.groups, Some(3));
         assert_eq!(chosen.avg_rec_by_groups, vec![(3, 100.0)]);
         assert_eq!(chosen.vote_config(None).groups, Some(3));
         assert_eq!(best_avg_rec(&chosen), 100.0);
         // No candidates: the majority, nothing recorded.
-        assert_eq!(choose_groups(cal.clone(), &val, &[]), cal);
+        assert_eq!(choose_groups(cal.clone(), &val, &[], GroupBy::Model), cal);
         // Where the group vote is no better, the majority stays.
         let easy: Vec<(Label, Vec<Neighbour>)> = (0..10)
             .map(|i| match i % 2 {
@@ -576,7 +590,10 @@ pub(super) mod tests {
             })
             .collect();
         let cal = calibrate(&easy, 0.05, &[0.01], None);
-        assert_eq!(choose_groups(cal, &easy, &[1, 3]).groups, None);
+        assert_eq!(
+            choose_groups(cal, &easy, &[1, 3], GroupBy::Model).groups,
+            None
+        );
     }
 
     #[test]

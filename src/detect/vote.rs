@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::blend_rule::{margin, BlendRule};
-use super::group_vote::{group_vote, GroupVerdict, GROUP_POOL};
+use super::group_vote::{group_vote, GroupBy, GroupVerdict, GROUP_POOL};
 
 use crate::store::Label;
 
@@ -51,6 +51,8 @@ pub struct VoteConfig {
     /// mean similarity of its `m` nearest members (see [`group_vote`]).
     /// `None`: the majority of the `k` nearest decides.
     pub groups: Option<usize>,
+    /// What a machine text's group is in the group vote.
+    pub group_by: GroupBy,
     /// With the group vote: the calibrated rule that weighs its margin
     /// against the classifier once the classifier's probability is blended
     /// in (see [`Verdict::blend_classifier`]).
@@ -65,6 +67,7 @@ impl Default for VoteConfig {
             novelty_threshold: None,
             operating_point: None,
             groups: None,
+            group_by: GroupBy::Model,
             blend_rule: None,
         }
     }
@@ -156,7 +159,9 @@ pub fn vote(neighbours: &[Neighbour], cfg: &VoteConfig) -> Option<Verdict> {
         std::cmp::Ordering::Equal if score > 0.5 => Label::Machine,
         std::cmp::Ordering::Equal => Label::Human,
     };
-    let group = cfg.groups.and_then(|m| group_vote(neighbours, m));
+    let group = cfg
+        .groups
+        .and_then(|m| group_vote(neighbours, m, cfg.group_by));
     let label = group.as_ref().map_or(majority, |g| g.label);
     let operating_point = cfg.operating_point.map(|op| OperatingVerdict {
         target_fpr: op.target_fpr,

@@ -78,6 +78,8 @@ pub struct EvalOptions {
     pub hubness: Vec<f32>,
     /// Candidate group votes, chosen among (or not) on validation.
     pub groups: Vec<usize>,
+    /// What a machine text's group is in the group votes.
+    pub group_by: crate::detect::group_vote::GroupBy,
     /// When the group vote's margin is weighed against the classifier.
     pub blend_rule: crate::detect::blend_rule::BlendRuleMode,
 }
@@ -96,6 +98,7 @@ impl Default for EvalOptions {
             held_out: None,
             hubness: vec![0.0],
             groups: crate::detect::group_vote::GROUP_CANDIDATES.to_vec(),
+            group_by: Default::default(),
             blend_rule: Default::default(),
         }
     }
@@ -230,6 +233,7 @@ impl EvalOptions {
             held_out: self.held_out,
             hubness: self.hubness.clone(),
             groups: self.groups.clone(),
+            group_by: self.group_by,
             blend_rule: self.blend_rule,
         }
     }

@@ -9,6 +9,7 @@ use clap::Args;
 use super::common::{all_rows, bar_progress, open_store, redact, runtime, IndexArgs, StoreArgs};
 use super::input::progress;
 use super::EncoderArgs;
+use crate::detect::group_vote::GroupBy;
 use crate::detect::{check_encoder, seed, Languages};
 use crate::encoder::registry;
 use crate::encoder::{Embed, Encoder, Styled};
@@ -119,6 +120,10 @@ pub struct EvalArgs {
     /// beats the majority of the k nearest (0: the majority only).
     #[arg(long, value_delimiter = ',', default_value = "3,5")]
     pub group_vote: Vec<usize>,
+    /// What a machine text's group is in the group vote: its model, or its
+    /// family (a family's models pool their references).
+    #[arg(long, value_enum, default_value = "model")]
+    pub group_by: GroupBy,
     /// Whether the group vote's margin is weighed against the classifier's
     /// log-odds by a rule fitted on validation: never (the default), where
     /// the rule beats the group vote alone on validation, or always.
@@ -335,6 +340,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         held_out: encoder.held_out().filter(|_| !args.no_held_out),
         hubness: args.hubness.clone(),
         groups: args.group_vote.iter().copied().filter(|&m| m > 0).collect(),
+        group_by: args.group_by,
         blend_rule: args.blend_rule,
         ..EvalOptions::default()
     };
@@ -352,7 +358,13 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         },
         cal.k,
         cal.hubness,
-        cal.groups.map_or("no".to_owned(), |m| format!("m = {m}"))
+        cal.groups.map_or("no".to_owned(), |m| format!(
+            "m = {m}, one group per {}",
+            match cal.group_by {
+                GroupBy::Model => "model",
+                GroupBy::Family => "family",
+            }
+        ))
     );
     if args.segments > 0 {
         let bar = progress(None, "windows embedded");
