@@ -119,9 +119,8 @@ fn loss_falls_checkpoints_load_and_a_killed_run_resumes() {
     };
     let refused = train(&other, &mut |_| {}).unwrap_err().to_string();
     assert!(
-        refused.contains(
-            "selects checkpoints by unseen-family; resume it with --select-by unseen-family"
-        ),
+        refused
+            .contains("was started with another recipe; resume it with --select-by unseen-family"),
         "{refused}"
     );
     assert_eq!(seen, vec![5, 6, 7, 8]);
