@@ -70,7 +70,7 @@ pub struct Calibration {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub avg_rec_by_groups: Vec<(usize, f64)>,
     /// What a machine text's group is in the group vote.
-    #[serde(default, skip_serializing_if = "is_by_model")]
+    #[serde(default, skip_serializing_if = "GroupBy::is_model")]
     pub group_by: GroupBy,
     /// The rule weighing the group vote's margin against the classifier,
     /// where it beat the group vote alone on validation.
@@ -125,10 +125,6 @@ pub fn avg_rec_at(val: &[(Label, Vec<Neighbour>)], k: usize, temperature: f64) -
 /// Validation AvgRec (percent) of the group vote with `m`.
 pub fn group_avg_rec(val: &[(Label, Vec<Neighbour>)], m: usize, by: GroupBy) -> f64 {
     avg_rec_of(val, |nb| group_vote(nb, m, by).map(|g| g.label))
-}
-
-fn is_by_model(by: &GroupBy) -> bool {
-    *by == GroupBy::Model
 }
 
 /// Average of human and machine recall (percent) of `decide` on the

@@ -34,7 +34,21 @@ pub enum GroupBy {
 }
 
 impl GroupBy {
-    fn name(self, n: &Neighbour) -> &str {
+    /// The setting as `--group-by` spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupBy::Model => "model",
+            GroupBy::Family => "family",
+        }
+    }
+
+    /// Whether this is the default, one group per model.
+    pub fn is_model(&self) -> bool {
+        *self == GroupBy::Model
+    }
+
+    /// The group a machine text belongs to.
+    fn group_of(self, n: &Neighbour) -> &str {
         let (first, second) = match self {
             GroupBy::Model => (&n.model, &n.family),
             GroupBy::Family => (&n.family, &n.model),
@@ -58,7 +72,7 @@ pub fn group_vote(neighbours: &[Neighbour], m: usize, by: GroupBy) -> Option<Gro
     for n in neighbours {
         let name = match n.label {
             Label::Human => "human",
-            Label::Machine => by.name(n),
+            Label::Machine => by.group_of(n),
         };
         match groups
             .iter_mut()

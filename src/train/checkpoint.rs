@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 use tch::nn::VarStore;
 
 use super::data::HeldOut;
+use super::run::TrainConfig;
+use super::validate::SelectBy;
 use super::TrainError;
 
 /// What a run has done so far; `state.json` in each checkpoint.
@@ -133,4 +135,181 @@ pub fn load_state(dir: &Path) -> Result<RunState, TrainError> {
     let p = dir.join("state.json");
     let text = std::fs::read_to_string(&p).map_err(|e| TrainError::Io(p.clone(), e))?;
     serde_json::from_str(&text).map_err(|e| TrainError::State(p, e.to_string()))
+}
+
+/// The recipe settings a run must resume with, as JSON pointers into its
+/// recorded configuration and the flags that set them: what draws its
+/// batches, shapes its loss and schedule, and validates it. `--steps` (a
+/// run may be extended), `--val-every`, `--data` (the file may move) and
+/// the encoder's runtime settings may change.
+const RECIPE: [(&str, &str); 19] = [
+    ("/batch_size", "--batch-size"),
+    ("/per_model", "--per-model"),
+    ("/matched_humans", "--matched-humans"),
+    ("/lr", "--lr"),
+    ("/warmup", "--warmup"),
+    ("/weight_decay", "--weight-decay"),
+    ("/temperature", "--temperature"),
+    ("/weights", "--loss-weights"),
+    ("/freeze_embeddings", "--freeze-embeddings"),
+    ("/seed", "--seed"),
+    ("/val_seed", "--val-seed"),
+    ("/val_fraction", "--val-fraction"),
+    ("/val_queries", "--val-queries"),
+    ("/val_refs", "--val-refs"),
+    ("/queue", "--queue"),
+    ("/grad_clip", "--grad-clip"),
+    ("/select_by", "--select-by"),
+    ("/crop_windows", "--crop-windows"),
+    ("/encoder/max_length", "--max-length"),
+];
+
+/// The flags (with the recorded values) in which `cfg` differs from the
+/// configuration a run recorded. A setting the run did not record (older
+/// runs) is not compared, except `--select-by`, which then was held-out.
+pub fn recipe_changes(recorded: &serde_json::Value, cfg: &TrainConfig) -> Vec<String> {
+    let now = serde_json::to_value(cfg).unwrap_or_default();
+    let held_out = serde_json::json!(SelectBy::HeldOut);
+    RECIPE
+        .iter()
+        .filter_map(|&(pointer, flag)| {
+            let was = match (pointer, recorded.pointer(pointer)) {
+                ("/select_by", None) => &held_out,
+                (_, was) => was?,
+            };
+            match was {
+                _ if Some(was) == now.pointer(pointer) => None,
+                serde_json::Value::Null | serde_json::Value::Bool(false) => {
+                    Some(format!("no {flag}"))
+                }
+                serde_json::Value::Bool(true) => Some(flag.to_owned()),
+                _ => Some(format!("{flag} {}", flag_value(was))),
+            }
+        })
+        .collect()
+}
+
+/// A recorded setting as it is written on the command line.
+fn flag_value(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Array(a) => a.iter().map(flag_value).collect::<Vec<_>>().join(","),
+        // The loss weights, in their flag's order.
+        serde_json::Value::Object(o) => o.values().map(flag_value).collect::<Vec<_>>().join(","),
+        serde_json::Value::Number(n) if n.is_f64() => format!("{}", n.as_f64().unwrap_or_default()),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::EncoderConfig;
+    use crate::train::loss::LossWeights;
+
+    fn recipe() -> TrainConfig {
+        TrainConfig {
+            data: "train.jsonl".into(),
+            out: "run".into(),
+            encoder: EncoderConfig::default(),
+            batch_size: 32,
+            per_model: 4,
+            matched_humans: 0.0,
+            steps: 400,
+            lr: 3e-5,
+            warmup: 0.06,
+            weight_decay: 1e-4,
+            temperature: 0.07,
+            weights: LossWeights::default(),
+            freeze_embeddings: false,
+            seed: 45,
+            val_seed: Some(42),
+            val_fraction: 0.05,
+            val_every: 100,
+            val_queries: 400,
+            val_refs: 1500,
+            queue: 128,
+            grad_clip: 1.0,
+            select_by: SelectBy::UnseenFamily,
+            crop_windows: 1,
+        }
+    }
+
+    #[test]
+    fn a_run_resumes_only_with_its_recipe() {
+        let started = recipe();
+        let recorded = serde_json::to_value(&started).unwrap();
+        // Extending a run, validating more often or moving its data is
+        // resuming it.
+        let extended = TrainConfig {
+            steps: 800,
+            val_every: 50,
+            data: "elsewhere/train.jsonl".into(),
+            ..recipe()
+        };
+        assert!(recipe_changes(&recorded, &extended).is_empty());
+        // A setting the run was started without is named as absent.
+        let unset = TrainConfig {
+            val_seed: None,
+            ..recipe()
+        };
+        let without = serde_json::to_value(&unset).unwrap();
+        assert_eq!(recipe_changes(&without, &recipe()), ["no --val-seed"]);
+        // A switch is named as the flag, or its absence.
+        let frozen = TrainConfig {
+            freeze_embeddings: true,
+            ..recipe()
+        };
+        assert_eq!(
+            recipe_changes(&recorded, &frozen),
+            ["no --freeze-embeddings"]
+        );
+        let was_frozen = serde_json::to_value(&frozen).unwrap();
+        assert_eq!(
+            recipe_changes(&was_frozen, &recipe()),
+            ["--freeze-embeddings"]
+        );
+        // Anything that draws other batches, another schedule or another
+        // validation is named, with the value the run was started with.
+        let changed = TrainConfig {
+            lr: 5e-5,
+            val_seed: Some(7),
+            weights: LossWeights {
+                d: 0.5,
+                ..LossWeights::default()
+            },
+            crop_windows: 4,
+            encoder: EncoderConfig {
+                max_length: 256,
+                ..EncoderConfig::default()
+            },
+            ..recipe()
+        };
+        assert_eq!(
+            recipe_changes(&recorded, &changed),
+            [
+                "--lr 0.00003",
+                "--loss-weights 1,1,1,1",
+                "--val-seed 42",
+                "--crop-windows 1",
+                "--max-length 512"
+            ]
+        );
+        // A run recorded before a setting existed is not held to it, except
+        // the validation it selected by, which was the held-out one.
+        let mut old = recorded.clone();
+        let old_map = old.as_object_mut().unwrap();
+        old_map.remove("crop_windows");
+        old_map.remove("select_by");
+        let later = TrainConfig {
+            crop_windows: 4,
+            ..recipe()
+        };
+        assert_eq!(recipe_changes(&old, &later), ["--select-by held-out"]);
+        let held_out = TrainConfig {
+            select_by: SelectBy::HeldOut,
+            ..later
+        };
+        assert!(recipe_changes(&old, &held_out).is_empty());
+    }
 }

@@ -9,7 +9,6 @@ use clap::Args;
 use super::common::{all_rows, bar_progress, open_store, redact, runtime, IndexArgs, StoreArgs};
 use super::input::progress;
 use super::EncoderArgs;
-use crate::detect::group_vote::GroupBy;
 use crate::detect::{check_encoder, seed, Languages};
 use crate::encoder::registry;
 use crate::encoder::{Embed, Encoder, Styled};
@@ -123,7 +122,7 @@ pub struct EvalArgs {
     /// What a machine text's group is in the group vote: its model, or its
     /// family (a family's models pool their references).
     #[arg(long, value_enum, default_value = "model")]
-    pub group_by: GroupBy,
+    pub group_by: crate::detect::group_vote::GroupBy,
     /// Whether the group vote's margin is weighed against the classifier's
     /// log-odds by a rule fitted on validation: never (the default), where
     /// the rule beats the group vote alone on validation, or always.
@@ -360,10 +359,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         cal.hubness,
         cal.groups.map_or("no".to_owned(), |m| format!(
             "m = {m}, one group per {}",
-            match cal.group_by {
-                GroupBy::Model => "model",
-                GroupBy::Family => "family",
-            }
+            cal.group_by.as_str()
         ))
     );
     if args.segments > 0 {
