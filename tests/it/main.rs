@@ -19,6 +19,8 @@ mod gpu_trainer;
 mod import_cli;
 /// HNSW recall against exact search.
 mod index_recall;
+/// A model of another's first layers, against the source cut in PyTorch.
+mod keep_layers;
 /// The contrastive loss against reference values.
 mod loss_parity;
 /// The HTTP API on loopback: contract, auth, bad input, OpenAPI.
