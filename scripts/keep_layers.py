@@ -74,12 +74,13 @@ def main():
     p.add_argument("--out", required=True, help="the new model directory")
     args = p.parse_args()
     manifest = json.load(open(os.path.join(args.src, "manifest.json")))
+    if args.alpha is not None and (not 0 <= args.alpha <= 1 or "view" not in manifest):
+        sys.exit("--alpha needs a value within [0, 1] and a source whose manifest names a view")
     weights = os.path.join(args.src, "weights")
     config = json.load(open(os.path.join(weights, "config.json")))
     total = config["num_hidden_layers"]
     if not 1 <= args.layers < total:
         sys.exit(f"--layers must be within 1..{total - 1} ({args.src} has {total} layers)")
-    out_weights = os.path.join(args.out, "weights")
     tmp = args.out + ".tmp"
     if os.path.exists(tmp):
         shutil.rmtree(tmp)
@@ -97,8 +98,6 @@ def main():
     manifest["description"] = f"the first {args.layers} of the {total} layers of {source}: {manifest.get('description', '')}"
     manifest["parameters"] = params
     if args.alpha is not None:
-        if not 0 <= args.alpha <= 1 or "view" not in manifest:
-            sys.exit("--alpha needs a value within [0, 1] and a source whose manifest names a view")
         manifest["view"]["alpha"] = args.alpha
     manifest["layers_of"] = {"model": source, "layers": args.layers, "of": total}
     manifest["files"] = {
