@@ -3,7 +3,8 @@
 //! --scores` writes), `scripts/foreign_human_set.py`, and
 //! `scripts/average_weights.py` on two small safetensors models.
 use std::path::PathBuf;
-use std::process::Command;
+
+use crate::common::{script, venv_python};
 
 fn line(label: &str, majority: &str, neighbours: f64, classifier: f64) -> String {
     serde_json::json!({
@@ -36,9 +37,8 @@ fn blend_scores_reports_auroc_tpr_and_avg_rec_per_weight() {
         line("human", "machine", 0.7, 0.2),
     ];
     std::fs::write(&path, lines.join("\n") + "\n").unwrap();
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new(root.join(".venv/bin/python"))
-        .arg(root.join("scripts/blend_scores.py"))
+    let out = venv_python()
+        .arg(script("blend_scores.py"))
         .arg(&path)
         .args(["--weights", "0,1"])
         .output()
@@ -73,7 +73,6 @@ fn blend_scores_reports_auroc_tpr_and_avg_rec_per_weight() {
 /// for this test (no package is downloaded).
 #[test]
 fn foreign_human_set_keeps_paragraphs_in_the_pages_language() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let check = r#"
 import importlib.util, sys
 spec = importlib.util.spec_from_file_location("fhs", sys.argv[1])
@@ -99,9 +98,9 @@ assert not m.usable(latin_in_zh, "zh"), "mostly Latin letters"
 assert not m.usable("Kurz.", "de"), "too short"
 print("ok")
 "#;
-    let out = Command::new(root.join(".venv/bin/python"))
+    let out = venv_python()
         .args(["-c", check])
-        .arg(root.join("scripts/foreign_human_set.py"))
+        .arg(script("foreign_human_set.py"))
         .output()
         .expect("run .venv/bin/python (scripts/setup)");
     assert!(
@@ -149,10 +148,9 @@ fn average_weights_takes_the_mean_of_f16_and_f32_models_and_refuses_other_shapes
     std::fs::create_dir_all(&like).unwrap();
     std::fs::write(like.join("config.json"), "{}").unwrap();
     std::fs::write(like.join("model.safetensors"), b"replaced").unwrap();
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let run = |models: &[&PathBuf], out: &std::path::Path| {
-        Command::new(root.join(".venv/bin/python"))
-            .arg(root.join("scripts/average_weights.py"))
+        venv_python()
+            .arg(script("average_weights.py"))
             .arg("--out")
             .arg(out)
             .arg("--like")

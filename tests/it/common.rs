@@ -1,19 +1,37 @@
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::Child;
+use std::process::{Child, Command};
 
 use detective::config::EncoderConfig;
 use detective::encoder::Encoder;
 use serde::Deserialize;
 
+/// The repository's root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
 pub fn shared_dir() -> PathBuf {
     std::env::var_os("DETECTIVE_SHARED")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"))
+        .unwrap_or_else(|| root().join("../shared"))
 }
 
 pub fn models_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models")
+    root().join("models")
+}
+
+/// `scripts/NAME`.
+pub fn script(name: &str) -> PathBuf {
+    root().join("scripts").join(name)
+}
+
+/// The set-up's Python (`.venv/bin/python`, installed by `scripts/setup`),
+/// unbuffered, to run a script or `-c` code.
+pub fn venv_python() -> Command {
+    let mut cmd = Command::new(root().join(".venv/bin/python"));
+    cmd.env("PYTHONUNBUFFERED", "1");
+    cmd
 }
 
 #[derive(Debug, Deserialize)]

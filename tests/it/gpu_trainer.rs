@@ -3,26 +3,21 @@
 //! `scripts/gpu_unpack.py`, load them in Rust, and compare with the
 //! trainer's own embeddings. Needs the set-up's Python packages
 //! (`DETECTIVE_SETUP_TRAINER=1 scripts/setup`, which `scripts/test` runs).
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use detective::encoder::Embed;
 use serde_json::Value;
 
-use crate::common::{bin, cosine, load_encoder, shared_dir};
+use crate::common::{bin, cosine, load_encoder, root, shared_dir, venv_python};
 
 const PAYLOAD_LIMIT: u64 = 64 << 20;
 const PART_LIMIT: u64 = 16 << 20;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 #[track_caller]
 fn python(args: &[&str]) -> Output {
-    let out = Command::new(root().join(".venv/bin/python"))
+    let out = venv_python()
         .args(args)
-        .env("PYTHONUNBUFFERED", "1")
         .output()
         .expect("run .venv/bin/python (scripts/setup)");
     assert!(
@@ -35,7 +30,7 @@ fn python(args: &[&str]) -> Output {
 }
 
 fn script(name: &str) -> String {
-    root().join("scripts").join(name).display().to_string()
+    crate::common::script(name).display().to_string()
 }
 
 fn folder_bytes(dir: &Path) -> u64 {
@@ -177,7 +172,7 @@ fn git(dir: &Path, args: &[&str]) -> String {
 }
 
 fn travel(dir: &Path, args: &[&str]) -> Output {
-    Command::new(root().join(".venv/bin/python"))
+    venv_python()
         .arg(script("gpu_travel.py"))
         .args(args)
         .arg("--root")

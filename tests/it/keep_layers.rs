@@ -4,12 +4,12 @@
 //! same layer, on the source weights), its identity differs from the
 //! source's, and its manifest carries the chosen view.
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use detective::encoder::Embed;
 use serde_json::Value;
 
-use crate::common::{cosine, load_encoder, models_dir};
+use crate::common::{cosine, load_encoder, models_dir, script, venv_python};
 
 const TEXTS: [&str; 4] = [
     "The committee met on Tuesday and agreed to postpone the vote until spring.",
@@ -18,12 +18,8 @@ const TEXTS: [&str; 4] = [
     "Étude préliminaire : les résultats suggèrent une corrélation faible (r = 0,21).",
 ];
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 fn python(args: &[&str]) -> Output {
-    Command::new(root().join(".venv/bin/python"))
+    venv_python()
         .args(args)
         .output()
         .expect("run .venv/bin/python (scripts/setup)")
@@ -58,10 +54,10 @@ fn a_model_of_the_first_layers_reads_like_the_source_cut_after_them() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("first4");
     let source = models_dir().join("detective-minilm");
-    let script = root().join("scripts/keep_layers.py").display().to_string();
+    let keep_layers = script("keep_layers.py").display().to_string();
     let run = |layers: &str, out: &PathBuf| {
         python(&[
-            &script,
+            &keep_layers,
             "--from",
             source.to_str().unwrap(),
             "--layers",
@@ -110,7 +106,7 @@ fn a_model_of_the_first_layers_reads_like_the_source_cut_after_them() {
     let reference = python(&[
         "-c",
         REFERENCE,
-        root().join("scripts/gpu/train.py").to_str().unwrap(),
+        script("gpu/train.py").to_str().unwrap(),
         source.join("weights").to_str().unwrap(),
         "4",
         &serde_json::to_string(&TEXTS).unwrap(),
