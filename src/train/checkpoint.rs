@@ -30,6 +30,11 @@ pub struct RunState {
     /// unseen by the encoder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub families: Option<Vec<String>>,
+    /// Domains of the training texts (absent in runs that did not record
+    /// them): a validation that leaves out a domain in this list measures
+    /// one the encoder was trained on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domains: Option<Vec<String>>,
 }
 
 /// What an encoder was fine-tuned on, from the `training.json` (exported
@@ -64,6 +69,26 @@ impl TrainedOn {
             Self::Families(f) => Some(f.iter().any(|x| x == family)),
             Self::Unrecorded => None,
         }
+    }
+}
+
+/// The domains an encoder was fine-tuned on: none for a model without a
+/// training record (a base model), `None` when its training did not record
+/// them.
+pub fn domains_of_model_dir(dir: &Path) -> Option<Vec<String>> {
+    let Some(text) = training_record(dir) else {
+        return Some(Vec::new());
+    };
+    serde_json::from_str::<RunState>(&text).ok()?.domains
+}
+
+/// How a validation that leaves `domain` out of the references stands to
+/// the encoder's training domains (`seen`, as [`domains_of_model_dir`]).
+pub fn domain_leak(seen: Option<&[String]>, domain: &str) -> &'static str {
+    match seen {
+        Some(d) if d.iter().any(|x| x == domain) => "in the encoder's training: leaky",
+        Some(_) => "not in the encoder's training",
+        None => "the encoder's training did not record its domains: assume leaky",
     }
 }
 
@@ -233,6 +258,43 @@ mod tests {
             select_by: SelectBy::UnseenFamily,
             crop_windows: 1,
         }
+    }
+
+    #[test]
+    fn left_out_domains_are_marked_by_the_training_record() {
+        let dir = tempfile::tempdir().unwrap();
+        // No record: a base model, trained on no domain.
+        assert_eq!(domains_of_model_dir(dir.path()), Some(vec![]));
+        let seen = domains_of_model_dir(dir.path());
+        assert_eq!(
+            domain_leak(seen.as_deref(), "xsum"),
+            "not in the encoder's training"
+        );
+        // A record without domains (an older run): unknown, assumed leaky.
+        let mut state = RunState::default();
+        std::fs::write(
+            dir.path().join("training.json"),
+            serde_json::to_vec(&state).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(domains_of_model_dir(dir.path()), None);
+        assert!(domain_leak(None, "xsum").ends_with("assume leaky"));
+        // A record with its domains.
+        state.domains = Some(vec!["tweet".into(), "xsum".into()]);
+        std::fs::write(
+            dir.path().join("training.json"),
+            serde_json::to_vec(&state).unwrap(),
+        )
+        .unwrap();
+        let seen = domains_of_model_dir(dir.path());
+        assert_eq!(
+            domain_leak(seen.as_deref(), "xsum"),
+            "in the encoder's training: leaky"
+        );
+        assert_eq!(
+            domain_leak(seen.as_deref(), "writing_prompts"),
+            "not in the encoder's training"
+        );
     }
 
     #[test]

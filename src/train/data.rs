@@ -91,6 +91,21 @@ impl Dataset {
         Ok(ds)
     }
 
+    /// The named domains of the examples at `indices`, sorted, each once
+    /// (the part of `context` after the source).
+    pub fn domains(&self, indices: &[usize]) -> Vec<String> {
+        let mut out: Vec<String> = indices
+            .iter()
+            .filter_map(|&i| self.examples[i].context.split_once('/'))
+            .map(|(_, d)| d)
+            .filter(|d| !d.is_empty())
+            .map(str::to_owned)
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// Indices of (training, validation) examples: whole groups go to
     /// validation by a seeded hash until it holds `fraction` of the data.
     pub fn split(&self, fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
@@ -166,6 +181,23 @@ mod tests {
         assert!((60..140).contains(&val.len()), "{} held out", val.len());
         let (_, other) = ds.split(0.05, 43);
         assert_ne!(val, other);
+    }
+
+    #[test]
+    fn domains_are_the_named_domains_of_the_chosen_examples() {
+        let mut ds = dataset(&["a", "b", "c", "d", "e"]);
+        for (e, c) in ds.examples.iter_mut().zip([
+            "detectrl/xsum",
+            "tweepfake/tweet",
+            "detectrl/",
+            "",
+            "mixset/xsum",
+        ]) {
+            e.context = c.to_owned();
+        }
+        assert_eq!(ds.domains(&[0, 1, 2, 3, 4]), ["tweet", "xsum"]);
+        assert_eq!(ds.domains(&[0, 2, 3]), ["xsum"]);
+        assert!(ds.domains(&[2, 3]).is_empty());
     }
 
     #[test]

@@ -196,9 +196,11 @@ pub fn train(cfg: &TrainConfig, report: &mut dyn FnMut(Event)) -> Result<RunStat
         .collect();
     families.sort();
     families.dedup();
+    let domains = ds.domains(&train_idx);
     let mut state = RunState {
         config: serde_json::to_value(cfg).unwrap_or_default(),
         families: Some(families.clone()),
+        domains: Some(domains.clone()),
         ..RunState::default()
     };
     // Resume: weights, head and run state from the latest checkpoint.
@@ -215,6 +217,7 @@ pub fn train(cfg: &TrainConfig, report: &mut dyn FnMut(Event)) -> Result<RunStat
             )));
         }
         state.families.get_or_insert(families);
+        state.domains.get_or_insert(domains);
         encoder
             .var_store_mut()
             .load(dir.join("model.safetensors"))?;

@@ -2,6 +2,7 @@
 //! as models, and a killed run resumes where it stopped.
 use detective::config::EncoderConfig;
 use detective::encoder::{Embed, Encoder};
+use detective::train::checkpoint::{domain_leak, domains_of_model_dir};
 use detective::train::data::{Dataset, Example};
 use detective::train::sampler::Sampler;
 use detective::train::{batch_loss, train, Event, LossWeights, SelectBy, TrainConfig};
@@ -183,4 +184,21 @@ fn loss_falls_checkpoints_load_and_a_killed_run_resumes() {
     let w = exported.embed(&["A text."]).unwrap();
     let cos: f32 = v[0].iter().zip(&w[0]).map(|(a, b)| a * b).sum();
     assert!(cos > 0.9999, "exported embedding differs: cosine {cos}");
+
+    // The run records the domains of its training texts, and the exported
+    // model keeps the record: a validation that leaves one of them out of
+    // the references is marked leaky, another domain is not.
+    assert_eq!(state.domains, Some(ds.domains(&train_idx)));
+    let domains = state.domains.unwrap();
+    assert!(domains.len() >= 3, "{domains:?}");
+    let seen = domains_of_model_dir(&out.join("weights"));
+    assert_eq!(seen.as_ref(), Some(&domains));
+    assert_eq!(
+        domain_leak(seen.as_deref(), &domains[0]),
+        "in the encoder's training: leaky"
+    );
+    assert_eq!(
+        domain_leak(seen.as_deref(), "student_essay"),
+        "not in the encoder's training"
+    );
 }

@@ -6,11 +6,12 @@ use std::time::Instant;
 
 use super::{read_records, write_reports, EvalArgs};
 use crate::cli::input::progress;
-use crate::encoder::{Embed, Encoder, Styled};
+use crate::encoder::{registry, Embed, Encoder, Styled};
 use crate::eval::views::{self, ViewPlan};
 use crate::eval::EvalOptions;
 use crate::index::IndexKind;
 use crate::store::VectorRow;
+use crate::train::checkpoint::{domain_leak, domains_of_model_dir};
 
 pub(super) fn choose_view(
     args: &EvalArgs,
@@ -113,6 +114,8 @@ pub(super) fn choose_view(
             started.elapsed().as_secs_f64()
         )
     })?;
+    // A domain the encoder was trained on is not unseen by it: say which.
+    let seen = domains_of_model_dir(&registry::resolve(&args.encoder.model)?.dir);
     let md = format!(
         "Style views of {} on {} references; validation: {split_name} \
          (families left out: {}; domains left out: {}; {} added back)\n\n{}",
@@ -122,7 +125,20 @@ pub(super) fn choose_view(
         if args.leave_domain_out.is_empty() {
             "none".to_owned()
         } else {
-            args.leave_domain_out.join(", ")
+            match &seen {
+                // One note for all when the record cannot tell them apart.
+                None => format!(
+                    "{} ({})",
+                    args.leave_domain_out.join(", "),
+                    domain_leak(None, "")
+                ),
+                Some(d) => args
+                    .leave_domain_out
+                    .iter()
+                    .map(|x| format!("{x} ({})", domain_leak(Some(d), x)))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }
         },
         args.adapt_count,
         views::markdown(&candidates)
