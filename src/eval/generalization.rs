@@ -362,7 +362,7 @@ mod tests {
                 families: &families,
                 adapt_pool: &pool,
                 adapt_count: 25,
-                trained_on: &TrainedOn::Families(vec!["a".into()]),
+                trained_on: &TrainedOn::Recorded(vec!["a".into()]),
                 texts: &[],
             },
             &encoder,

@@ -38,57 +38,57 @@ pub struct RunState {
 }
 
 /// What an encoder was fine-tuned on, from the `training.json` (exported
-/// model) or `state.json` (checkpoint) beside its weights.
+/// model) or `state.json` (checkpoint) beside its weights: its machine
+/// families ([`TrainedOn::families_of`]) or its domains
+/// ([`TrainedOn::domains_of`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TrainedOn {
     /// No training record: a base model, never trained on these labels.
     Nothing,
-    /// Trained here, on texts of these machine families.
-    Families(Vec<String>),
-    /// Trained here; the run did not record its families.
+    /// Trained here, on texts of these families (or domains).
+    Recorded(Vec<String>),
+    /// Trained here; the run did not record them.
     Unrecorded,
 }
 
 impl TrainedOn {
-    pub fn of_model_dir(dir: &Path) -> Self {
+    /// The machine families the encoder in `dir` was trained on.
+    pub fn families_of(dir: &Path) -> Self {
+        Self::of_record(dir, |s| s.families)
+    }
+
+    /// The domains the encoder in `dir` was trained on.
+    pub fn domains_of(dir: &Path) -> Self {
+        Self::of_record(dir, |s| s.domains)
+    }
+
+    fn of_record(dir: &Path, pick: impl FnOnce(RunState) -> Option<Vec<String>>) -> Self {
         let Some(text) = training_record(dir) else {
             return Self::Nothing;
         };
-        match serde_json::from_str::<RunState>(&text) {
-            Ok(RunState {
-                families: Some(f), ..
-            }) => Self::Families(f),
-            _ => Self::Unrecorded,
+        match serde_json::from_str::<RunState>(&text).ok().and_then(pick) {
+            Some(names) => Self::Recorded(names),
+            None => Self::Unrecorded,
         }
     }
 
-    /// Whether the encoder saw `family` in training: `None` when unknown.
-    pub fn saw(&self, family: &str) -> Option<bool> {
+    /// Whether the encoder saw `name` in training: `None` when unknown.
+    pub fn saw(&self, name: &str) -> Option<bool> {
         match self {
             Self::Nothing => Some(false),
-            Self::Families(f) => Some(f.iter().any(|x| x == family)),
+            Self::Recorded(names) => Some(names.iter().any(|x| x == name)),
             Self::Unrecorded => None,
         }
     }
-}
 
-/// The domains an encoder was fine-tuned on: none for a model without a
-/// training record (a base model), `None` when its training did not record
-/// them.
-pub fn domains_of_model_dir(dir: &Path) -> Option<Vec<String>> {
-    let Some(text) = training_record(dir) else {
-        return Some(Vec::new());
-    };
-    serde_json::from_str::<RunState>(&text).ok()?.domains
-}
-
-/// How a validation that leaves `domain` out of the references stands to
-/// the encoder's training domains (`seen`, as [`domains_of_model_dir`]).
-pub fn domain_leak(seen: Option<&[String]>, domain: &str) -> &'static str {
-    match seen {
-        Some(d) if d.iter().any(|x| x == domain) => "in the encoder's training: leaky",
-        Some(_) => "not in the encoder's training",
-        None => "the encoder's training did not record its domains: assume leaky",
+    /// How a validation that leaves `domain` out of the references stands
+    /// to these training domains, in words.
+    pub fn domain_leak(&self, domain: &str) -> &'static str {
+        match self.saw(domain) {
+            Some(true) => "in the encoder's training: leaky",
+            Some(false) => "not in the encoder's training",
+            None => "the encoder's training did not record its domains: assume leaky",
+        }
     }
 }
 
@@ -264,21 +264,26 @@ mod tests {
     fn left_out_domains_are_marked_by_the_training_record() {
         let dir = tempfile::tempdir().unwrap();
         // No record: a base model, trained on no domain.
-        assert_eq!(domains_of_model_dir(dir.path()), Some(vec![]));
-        let seen = domains_of_model_dir(dir.path());
-        assert_eq!(
-            domain_leak(seen.as_deref(), "xsum"),
-            "not in the encoder's training"
-        );
+        let seen = TrainedOn::domains_of(dir.path());
+        assert_eq!(seen, TrainedOn::Nothing);
+        assert_eq!(seen.domain_leak("xsum"), "not in the encoder's training");
         // A record without domains (an older run): unknown, assumed leaky.
-        let mut state = RunState::default();
+        let mut state = RunState {
+            families: Some(vec!["openai".into()]),
+            ..RunState::default()
+        };
         std::fs::write(
             dir.path().join("training.json"),
             serde_json::to_vec(&state).unwrap(),
         )
         .unwrap();
-        assert_eq!(domains_of_model_dir(dir.path()), None);
-        assert!(domain_leak(None, "xsum").ends_with("assume leaky"));
+        let seen = TrainedOn::domains_of(dir.path());
+        assert_eq!(seen, TrainedOn::Unrecorded);
+        assert!(seen.domain_leak("xsum").ends_with("assume leaky"));
+        assert_eq!(
+            TrainedOn::families_of(dir.path()),
+            TrainedOn::Recorded(vec!["openai".into()])
+        );
         // A record with its domains.
         state.domains = Some(vec!["tweet".into(), "xsum".into()]);
         std::fs::write(
@@ -286,13 +291,10 @@ mod tests {
             serde_json::to_vec(&state).unwrap(),
         )
         .unwrap();
-        let seen = domains_of_model_dir(dir.path());
+        let seen = TrainedOn::domains_of(dir.path());
+        assert_eq!(seen.domain_leak("xsum"), "in the encoder's training: leaky");
         assert_eq!(
-            domain_leak(seen.as_deref(), "xsum"),
-            "in the encoder's training: leaky"
-        );
-        assert_eq!(
-            domain_leak(seen.as_deref(), "writing_prompts"),
+            seen.domain_leak("writing_prompts"),
             "not in the encoder's training"
         );
     }

@@ -2,7 +2,7 @@
 //! as models, and a killed run resumes where it stopped.
 use detective::config::EncoderConfig;
 use detective::encoder::{Embed, Encoder};
-use detective::train::checkpoint::{domain_leak, domains_of_model_dir};
+use detective::train::checkpoint::TrainedOn;
 use detective::train::data::{Dataset, Example};
 use detective::train::sampler::Sampler;
 use detective::train::{batch_loss, train, Event, LossWeights, SelectBy, TrainConfig};
@@ -191,14 +191,14 @@ fn loss_falls_checkpoints_load_and_a_killed_run_resumes() {
     assert_eq!(state.domains, Some(ds.domains(&train_idx)));
     let domains = state.domains.unwrap();
     assert!(domains.len() >= 3, "{domains:?}");
-    let seen = domains_of_model_dir(&out.join("weights"));
-    assert_eq!(seen.as_ref(), Some(&domains));
+    let seen = TrainedOn::domains_of(&out.join("weights"));
+    assert_eq!(seen, TrainedOn::Recorded(domains.clone()));
     assert_eq!(
-        domain_leak(seen.as_deref(), &domains[0]),
+        seen.domain_leak(&domains[0]),
         "in the encoder's training: leaky"
     );
     assert_eq!(
-        domain_leak(seen.as_deref(), "student_essay"),
+        seen.domain_leak("student_essay"),
         "not in the encoder's training"
     );
 }

@@ -209,7 +209,7 @@ fn generalization(
     let trained_on = if view.lexical.is_some() && view.alpha == 0.0 {
         TrainedOn::Nothing
     } else {
-        TrainedOn::of_model_dir(&registry::resolve(&args.encoder.model)?.dir)
+        TrainedOn::families_of(&registry::resolve(&args.encoder.model)?.dir)
     };
     let folds = leave_family_out(
         rows,

@@ -11,7 +11,7 @@ use crate::eval::views::{self, ViewPlan};
 use crate::eval::EvalOptions;
 use crate::index::IndexKind;
 use crate::store::VectorRow;
-use crate::train::checkpoint::{domain_leak, domains_of_model_dir};
+use crate::train::checkpoint::TrainedOn;
 
 pub(super) fn choose_view(
     args: &EvalArgs,
@@ -115,7 +115,7 @@ pub(super) fn choose_view(
         )
     })?;
     // A domain the encoder was trained on is not unseen by it: say which.
-    let seen = domains_of_model_dir(&registry::resolve(&args.encoder.model)?.dir);
+    let seen = TrainedOn::domains_of(&registry::resolve(&args.encoder.model)?.dir);
     let md = format!(
         "Style views of {} on {} references; validation: {split_name} \
          (families left out: {}; domains left out: {}; {} added back)\n\n{}",
@@ -127,15 +127,15 @@ pub(super) fn choose_view(
         } else {
             match &seen {
                 // One note for all when the record cannot tell them apart.
-                None => format!(
+                TrainedOn::Unrecorded => format!(
                     "{} ({})",
                     args.leave_domain_out.join(", "),
-                    domain_leak(None, "")
+                    seen.domain_leak("")
                 ),
-                Some(d) => args
+                _ => args
                     .leave_domain_out
                     .iter()
-                    .map(|x| format!("{x} ({})", domain_leak(Some(d), x)))
+                    .map(|x| format!("{x} ({})", seen.domain_leak(x)))
                     .collect::<Vec<_>>()
                     .join(", "),
             }
