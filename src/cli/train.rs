@@ -73,10 +73,21 @@ pub struct TrainArgs {
     pub grad_clip: f64,
     /// The validation that keeps `best/`: the leave-family-out mean (each
     /// machine family's held-out texts and the held-out human texts against
-    /// references without that family), or held-out texts against
-    /// references of every family. Both are computed and logged.
+    /// references without that family), held-out texts against references
+    /// of every family, the held-out domains (`--holdout-domain`), or the
+    /// mean of them all. Each is computed and logged.
     #[arg(long, value_enum, default_value_t = SelectBy::UnseenFamily)]
     pub select_by: SelectBy,
+    /// Hold every text of this domain (the corpus `domain` field) out of
+    /// training, and validate on it as an unseen domain: its texts against
+    /// the training references, then with `--holdout-refs` of them added as
+    /// references. Repeat or separate by commas for several.
+    #[arg(long = "holdout-domain", value_delimiter = ',')]
+    pub holdout_domains: Vec<String>,
+    /// Texts of each held-out domain added as references, half human and
+    /// half machine.
+    #[arg(long, default_value_t = 32)]
+    pub holdout_refs: usize,
     /// Read each training text through a window of the model's length at a
     /// random token offset within its first N windows' worth (1: its first
     /// window, as detection reads it).
@@ -130,6 +141,8 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         grad_clip: args.grad_clip,
         select_by: args.select_by,
         crop_windows: args.crop_windows,
+        holdout_domains: args.holdout_domains.clone(),
+        holdout_refs: args.holdout_refs,
     };
     std::fs::create_dir_all(&args.out)?;
     let bar = progress(Some(args.steps), "steps");
@@ -166,19 +179,27 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
                 eprintln!("step {step}: loss {total:.4} [{:.3} {:.3} {:.3} {:.3} {:.3}] {texts_per_s:.1} texts/s", levels[0], levels[1], levels[2], levels[3], levels[4]);
             }
         }
-        Event::Validated {
-            step,
-            avg_rec,
-            unseen_family,
-            best,
-        } => {
-            let unseen = unseen_family
+        Event::Validated { step, scores, best } => {
+            let family = scores
+                .unseen_family
                 .map(|u| format!(", unseen family {u:.2}%"))
+                .unwrap_or_default();
+            let domain = scores
+                .unseen_domain
+                .map(|d| {
+                    format!(
+                        ", unseen domain {:.2}% (+{} refs {:.2}%)",
+                        d.plain, args.holdout_refs, d.taught
+                    )
+                })
                 .unwrap_or_default();
             say(
                 &bar,
                 format!(
-                    "step {step}: validation AvgRec held out {avg_rec:.2}%{unseen}{}",
+                    "step {step}: validation AvgRec held out {:.2}%{family}{domain}; {} {:.2}{}",
+                    scores.held_out,
+                    args.select_by.name(),
+                    args.select_by.pick(&scores),
                     if best { " (best)" } else { "" }
                 ),
             );

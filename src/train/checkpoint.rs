@@ -7,7 +7,7 @@ use tch::nn::VarStore;
 
 use super::data::HeldOut;
 use super::run::TrainConfig;
-use super::validate::SelectBy;
+use super::validate::{DomainScore, SelectBy};
 use super::TrainError;
 
 /// What a run has done so far; `state.json` in each checkpoint.
@@ -22,6 +22,9 @@ pub struct RunState {
     /// (step, leave-family-out validation AvgRec in %, fold mean).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub validations_unseen_family: Vec<(u64, f64)>,
+    /// (step, the held-out domains' AvgRec in %, mean over them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub validations_unseen_domain: Vec<(u64, DomainScore)>,
     pub texts_seen: u64,
     pub train_seconds: f64,
     pub config: serde_json::Value,
@@ -167,7 +170,7 @@ pub fn load_state(dir: &Path) -> Result<RunState, TrainError> {
 /// batches, shapes its loss and schedule, and validates it. `--steps` (a
 /// run may be extended), `--val-every`, `--data` (the file may move) and
 /// the encoder's runtime settings may change.
-const RECIPE: [(&str, &str); 19] = [
+const RECIPE: [(&str, &str); 21] = [
     ("/batch_size", "--batch-size"),
     ("/per_model", "--per-model"),
     ("/matched_humans", "--matched-humans"),
@@ -186,6 +189,8 @@ const RECIPE: [(&str, &str); 19] = [
     ("/grad_clip", "--grad-clip"),
     ("/select_by", "--select-by"),
     ("/crop_windows", "--crop-windows"),
+    ("/holdout_domains", "--holdout-domain"),
+    ("/holdout_refs", "--holdout-refs"),
     ("/encoder/max_length", "--max-length"),
 ];
 
@@ -208,6 +213,7 @@ pub fn recipe_changes(recorded: &serde_json::Value, cfg: &TrainConfig) -> Vec<St
                     Some(format!("no {flag}"))
                 }
                 serde_json::Value::Bool(true) => Some(flag.to_owned()),
+                serde_json::Value::Array(a) if a.is_empty() => Some(format!("no {flag}")),
                 _ => Some(format!("{flag} {}", flag_value(was))),
             }
         })
@@ -257,6 +263,8 @@ mod tests {
             grad_clip: 1.0,
             select_by: SelectBy::UnseenFamily,
             crop_windows: 1,
+            holdout_domains: Vec::new(),
+            holdout_refs: 32,
         }
     }
 
@@ -332,6 +340,17 @@ mod tests {
         assert_eq!(
             recipe_changes(&was_frozen, &recipe()),
             ["--freeze-embeddings"]
+        );
+        // So is a list: the domains held out of training, or none.
+        let held = TrainConfig {
+            holdout_domains: vec!["xsum".into(), "tweet".into()],
+            ..recipe()
+        };
+        assert_eq!(recipe_changes(&recorded, &held), ["no --holdout-domain"]);
+        let was_held = serde_json::to_value(&held).unwrap();
+        assert_eq!(
+            recipe_changes(&was_held, &recipe()),
+            ["--holdout-domain xsum,tweet"]
         );
         // Anything that draws other batches, another schedule or another
         // validation is named, with the value the run was started with.

@@ -91,14 +91,18 @@ impl Dataset {
         Ok(ds)
     }
 
-    /// The named domains of the examples at `indices`, sorted, each once
-    /// (the part of `context` after the source).
+    /// The named domain of the example at `i` (the part of `context`
+    /// after the source), if it has one.
+    pub fn domain(&self, i: usize) -> Option<&str> {
+        let (_, d) = self.examples[i].context.split_once('/')?;
+        Some(d).filter(|d| !d.is_empty())
+    }
+
+    /// The named domains of the examples at `indices`, sorted, each once.
     pub fn domains(&self, indices: &[usize]) -> Vec<String> {
         let mut out: Vec<String> = indices
             .iter()
-            .filter_map(|&i| self.examples[i].context.split_once('/'))
-            .map(|(_, d)| d)
-            .filter(|d| !d.is_empty())
+            .filter_map(|&i| self.domain(i))
             .map(str::to_owned)
             .collect();
         out.sort();

@@ -8,8 +8,9 @@
 //! Validation is kNN AvgRec on a split carved by group from the training
 //! file, never on a test file: against references of every family, and
 //! leave-family-out (each family's held-out texts against references
-//! without it); the best checkpoint by the chosen one is kept, the
-//! starting model included.
+//! without it), and on domains held out of training altogether
+//! (`--holdout-domain`); the best checkpoint by the chosen one is kept,
+//! the starting model included.
 //! A killed run resumes from `last/`: the weights and step are restored,
 //! and the sampler's draw depends only on the seed and the step, so the
 //! remaining batches are those of an uninterrupted run (AdamW's moments
@@ -25,7 +26,7 @@ use std::path::PathBuf;
 
 pub use loss::{contrastive, Classes, Levels, LossWeights};
 pub use run::{batch_loss, train, Event, TrainConfig};
-pub use validate::SelectBy;
+pub use validate::{DomainScore, SelectBy, Validation};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {

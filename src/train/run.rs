@@ -12,7 +12,7 @@ use super::checkpoint::{self, RunState};
 use super::data::{Dataset, Example};
 use super::loss::{classifier_loss, contrastive, scalar, Classes, LossWeights};
 use super::sampler::Sampler;
-use super::validate::{validate, SelectBy, ValSets};
+use super::validate::{validate, SelectBy, ValSets, Validation};
 use super::TrainError;
 use crate::config::EncoderConfig;
 use crate::encoder::{registry, windows, Embed, Encoder, Tokenizer};
@@ -54,6 +54,12 @@ pub struct TrainConfig {
     /// record it).
     #[serde(default)]
     pub select_by: SelectBy,
+    /// Domains held out of training altogether, human and machine texts
+    /// alike, and validated on as unseen domains.
+    pub holdout_domains: Vec<String>,
+    /// Texts of each held-out domain added as references for its taught
+    /// score, half human and half machine.
+    pub holdout_refs: usize,
     /// Windows' worth of each text a training window is drawn from: 1 reads
     /// its first window, as detection does; N > 1 a window of the model's
     /// length at a random token offset within its first N windows' worth,
@@ -86,11 +92,7 @@ pub enum Event<'a> {
     },
     Validated {
         step: u64,
-        /// Held-out AvgRec (%).
-        avg_rec: f64,
-        /// Leave-family-out AvgRec (%), fold mean; `None` when no family
-        /// has enough held-out texts.
-        unseen_family: Option<f64>,
+        scores: Validation,
         best: bool,
     },
     Saved(&'a Path),
@@ -156,7 +158,24 @@ pub fn train(cfg: &TrainConfig, report: &mut dyn FnMut(Event)) -> Result<RunStat
     }
     tch::manual_seed(cfg.seed as i64);
     let ds = Dataset::load(&cfg.data)?;
-    let (train_idx, val_idx) = ds.split(cfg.val_fraction, cfg.val_seed.unwrap_or(cfg.seed));
+    let (mut train_idx, mut val_idx) = ds.split(cfg.val_fraction, cfg.val_seed.unwrap_or(cfg.seed));
+    // Texts of a held-out domain neither train nor validate in distribution.
+    let mut held_domains = Vec::new();
+    for name in &cfg.holdout_domains {
+        let of = |i: &usize| ds.domain(*i) == Some(name.as_str());
+        let idx: Vec<usize> = (0..ds.examples.len()).filter(of).collect();
+        if idx.is_empty() {
+            return Err(TrainError::Config(format!(
+                "no text of {} is of the domain {name} (its domains: {})",
+                cfg.data.display(),
+                ds.domains(&(0..ds.examples.len()).collect::<Vec<_>>())
+                    .join(", ")
+            )));
+        }
+        train_idx.retain(|i| !of(i));
+        val_idx.retain(|i| !of(i));
+        held_domains.push((name.as_str(), idx));
+    }
     let files = registry::resolve(&cfg.encoder.model)?;
     let base = files
         .path("config.json")
@@ -223,8 +242,12 @@ pub fn train(cfg: &TrainConfig, report: &mut dyn FnMut(Event)) -> Result<RunStat
             .load(dir.join("model.safetensors"))?;
         head_vs.load(dir.join("head.safetensors"))?;
     }
+    let mut sets = ValSets::new(&ds, &train_idx, &val_idx, cfg.val_queries, cfg.val_refs);
+    for (name, idx) in &held_domains {
+        sets.hold_domain(&ds, name, idx, cfg.holdout_refs)?;
+    }
     continue_run(
-        cfg, &ds, &train_idx, &val_idx, encoder, head_vs, head, &base, state, report,
+        cfg, &ds, &train_idx, &sets, encoder, head_vs, head, &base, state, report,
     )
 }
 
@@ -233,7 +256,7 @@ fn continue_run(
     cfg: &TrainConfig,
     ds: &Dataset,
     train_idx: &[usize],
-    val_idx: &[usize],
+    sets: &ValSets,
     encoder: Encoder,
     head_vs: nn::VarStore,
     head: nn::Sequential,
@@ -274,22 +297,27 @@ fn continue_run(
         cfg.matched_humans,
         cfg.seed,
     );
-    let sets = ValSets::new(ds, train_idx, val_idx, cfg.val_queries, cfg.val_refs);
     if cfg.select_by == SelectBy::UnseenFamily && sets.folds.is_empty() {
         return Err(TrainError::Config(
             "selecting by unseen families needs a machine family with at least 1% of the held-out texts (5 at least), and none has: use --select-by held-out".into(),
+        ));
+    }
+    if cfg.select_by == SelectBy::UnseenDomain && sets.domains.is_empty() {
+        return Err(TrainError::Config(
+            "selecting by unseen domains needs a domain held out of training: add --holdout-domain"
+                .into(),
         ));
     }
     report(Event::Start {
         total: cfg.steps,
         done: state.step,
         train: train_idx.len(),
-        val: val_idx.len(),
+        val: sets.held,
     });
     // The starting point is a candidate too: a run that only makes its
     // model worse keeps the model it started from as `best/`.
     if state.step == 0 && state.validations.is_empty() {
-        validate_and_save(&encoder, ds, &sets, cfg, &mut state, &head_vs, base, report)?;
+        validate_and_save(&encoder, ds, sets, cfg, &mut state, &head_vs, base, report)?;
     }
     let mut queue: Vec<(Tensor, Tensor, Tensor, Tensor)> = Vec::new();
     let mut queued = 0usize;
@@ -391,7 +419,7 @@ fn continue_run(
         });
         let done = state.step == cfg.steps;
         if state.step.is_multiple_of(cfg.val_every.max(1)) || done {
-            validate_and_save(&encoder, ds, &sets, cfg, &mut state, &head_vs, base, report)?;
+            validate_and_save(&encoder, ds, sets, cfg, &mut state, &head_vs, base, report)?;
         }
     }
     Ok(state)
@@ -410,15 +438,15 @@ fn validate_and_save(
     base: &Path,
     report: &mut dyn FnMut(Event),
 ) -> Result<(), TrainError> {
-    let (avg_rec, unseen_family) = validate(encoder, ds, sets)?;
-    state.validations.push((state.step, avg_rec));
-    if let Some(u) = unseen_family {
+    let scores = validate(encoder, ds, sets)?;
+    state.validations.push((state.step, scores.held_out));
+    if let Some(u) = scores.unseen_family {
         state.validations_unseen_family.push((state.step, u));
     }
-    let chosen = match cfg.select_by {
-        SelectBy::HeldOut => avg_rec,
-        SelectBy::UnseenFamily => unseen_family.unwrap_or(f64::NEG_INFINITY),
-    };
+    if let Some(d) = scores.unseen_domain {
+        state.validations_unseen_domain.push((state.step, d));
+    }
+    let chosen = cfg.select_by.pick(&scores);
     let best = state.best_avg_rec.is_none_or(|b| chosen > b);
     if best {
         state.best_avg_rec = Some(chosen);
@@ -426,8 +454,7 @@ fn validate_and_save(
     }
     report(Event::Validated {
         step: state.step,
-        avg_rec,
-        unseen_family,
+        scores,
         best,
     });
     if best {

@@ -1,7 +1,10 @@
 //! Validation of a training run on the groups it holds out: kNN AvgRec
 //! of held-out texts against training references of every family, and
 //! leave-family-out (each machine family's held-out texts and the held-out
-//! human texts against references without that family).
+//! human texts against references without that family); and, for domains
+//! held out of training altogether (`--holdout-domain`), their texts
+//! against the training references, then again with a few of them added
+//! as references (an unseen domain, then taught by references).
 use serde::{Deserialize, Serialize};
 
 use super::data::Dataset;
@@ -26,6 +29,13 @@ pub enum SelectBy {
     /// without the family: how well the style space places a generator
     /// it cannot match by its own references.
     UnseenFamily,
+    /// Mean over the domains held out of training (`--holdout-domain`)
+    /// of the AvgRec of their texts against the training references,
+    /// without and with a few of them added as references: how well the
+    /// style space reads writing of a kind it was never trained on.
+    UnseenDomain,
+    /// Mean of every validation the run computes.
+    Mean,
 }
 
 impl SelectBy {
@@ -33,18 +43,77 @@ impl SelectBy {
         match self {
             Self::HeldOut => "held-out",
             Self::UnseenFamily => "unseen-family",
+            Self::UnseenDomain => "unseen-domain",
+            Self::Mean => "mean",
+        }
+    }
+
+    /// The validation value this choice selects by.
+    pub fn pick(self, v: &Validation) -> f64 {
+        let missing = f64::NEG_INFINITY;
+        match self {
+            Self::HeldOut => v.held_out,
+            Self::UnseenFamily => v.unseen_family.unwrap_or(missing),
+            Self::UnseenDomain => v.unseen_domain.map_or(missing, |d| d.mean()),
+            Self::Mean => {
+                let mut all = vec![v.held_out];
+                all.extend(v.unseen_family);
+                if let Some(d) = v.unseen_domain {
+                    all.extend([d.plain, d.taught]);
+                }
+                all.iter().sum::<f64>() / all.len() as f64
+            }
         }
     }
 }
 
+/// One validation of a run's weights (AvgRec in %).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Validation {
+    /// Held-out texts against references of every family.
+    pub held_out: f64,
+    /// Leave-family-out fold mean; `None` when no family has enough
+    /// held-out texts.
+    pub unseen_family: Option<f64>,
+    /// Domains held out of training, mean over them; `None` when none is.
+    pub unseen_domain: Option<DomainScore>,
+}
+
+/// AvgRec (%) of texts of domains held out of training.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DomainScore {
+    /// Against the training references alone.
+    pub plain: f64,
+    /// With a few of the domain's texts added as references
+    /// (`--holdout-refs`).
+    pub taught: f64,
+}
+
+impl DomainScore {
+    pub fn mean(&self) -> f64 {
+        (self.plain + self.taught) / 2.0
+    }
+}
+
 /// What validation scores: held-out queries for the in-distribution
-/// AvgRec, and per machine family its held-out texts (with every held-out
-/// human text in `humans`) for the leave-family-out one.
+/// AvgRec, per machine family its held-out texts (with every held-out
+/// human text in `humans`) for the leave-family-out one, and per domain
+/// held out of training the texts added as references and those scored.
 pub(super) struct ValSets {
+    /// Texts held out of training in distribution (the split's share).
+    pub held: usize,
     pub queries: Vec<usize>,
     pub refs: Vec<usize>,
     pub folds: Vec<(i64, Vec<usize>)>,
     pub humans: Vec<usize>,
+    pub domains: Vec<DomainFold>,
+}
+
+/// A domain held out of training: `added` become references for the
+/// taught score, `scored` (both labels, none of `added`) are scored.
+pub(super) struct DomainFold {
+    pub added: Vec<usize>,
+    pub scored: Vec<usize>,
 }
 
 /// Held-out texts per leave-family-out fold and in all, at most.
@@ -83,22 +152,59 @@ impl ValSets {
             spread(&humans, FOLD_HUMANS)
         };
         Self {
+            held: val_idx.len(),
             queries: spread(val_idx, queries),
             refs: spread(train_idx, refs),
             folds,
             humans,
+            domains: Vec::new(),
         }
+    }
+
+    /// Adds a domain held out of training, its texts at `idx`, `refs` of
+    /// which (half human, half machine) are added as references for the
+    /// taught score. A domain without more than that many texts of each
+    /// label cannot be scored by AvgRec and is an error naming it.
+    pub fn hold_domain(
+        &mut self,
+        ds: &Dataset,
+        name: &str,
+        idx: &[usize],
+        refs: usize,
+    ) -> Result<(), TrainError> {
+        let (humans, machines): (Vec<usize>, Vec<usize>) = idx
+            .iter()
+            .partition(|&&i| ds.examples[i].label == super::loss::HUMAN);
+        let half = (refs / 2).max(1);
+        if humans.len() <= half || machines.len() <= half {
+            return Err(TrainError::Config(format!(
+                "the held-out domain {name} has {} human and {} machine texts; validating on it needs more than {half} of each",
+                humans.len(),
+                machines.len()
+            )));
+        }
+        // Every other text of a label is scored, the first `half` are added.
+        let pick = |all: &[usize]| {
+            let chosen = spread(all, half + FOLD_QUERIES);
+            (chosen[..half].to_vec(), chosen[half..].to_vec())
+        };
+        let (mut added, mut scored) = pick(&humans);
+        let (m_added, m_scored) = pick(&machines);
+        added.extend(m_added);
+        scored.extend(m_scored);
+        self.domains.push(DomainFold { added, scored });
+        Ok(())
     }
 }
 
 /// Validation AvgRec (%): of held-out queries against training references
-/// (best over a few k), and the leave-family-out fold mean (best over the
-/// same k, one k for every fold).
+/// (best over a few k), the leave-family-out fold mean and the held-out
+/// domains' mean (each best over the same k, one k for every fold).
 pub(super) fn validate(
     encoder: &Encoder,
     ds: &Dataset,
     sets: &ValSets,
-) -> Result<(f64, Option<f64>), TrainError> {
+) -> Result<Validation, TrainError> {
     const KS: [usize; 4] = [1, 3, 5, 10];
     let mut wanted: Vec<usize> = sets
         .queries
@@ -106,6 +212,11 @@ pub(super) fn validate(
         .chain(&sets.refs)
         .chain(&sets.humans)
         .chain(sets.folds.iter().flat_map(|(_, q)| q))
+        .chain(
+            sets.domains
+                .iter()
+                .flat_map(|d| d.added.iter().chain(&d.scored)),
+        )
         .copied()
         .collect();
     wanted.sort_unstable();
@@ -123,12 +234,9 @@ pub(super) fn validate(
             Label::Machine
         }
     };
-    let index_of = |keep: &dyn Fn(usize) -> bool| -> Result<References, TrainError> {
-        let rows: Vec<VectorRow> = sets
-            .refs
-            .iter()
-            .filter(|&&i| keep(i))
-            .map(|&i| VectorRow {
+    let index_of = |refs: &mut dyn Iterator<Item = usize>| -> Result<References, TrainError> {
+        let rows: Vec<VectorRow> = refs
+            .map(|i| VectorRow {
                 id: i as i64 + 1,
                 label: label(i),
                 model: Some(ds.models[ds.examples[i].model as usize].clone()),
@@ -147,26 +255,45 @@ pub(super) fn validate(
             .map(|&i| (label(i), index.search(&vectors[&i], 10)))
             .collect()
     };
-    let all = index_of(&|_| true)?;
-    let val = search(&all, &sets.queries);
-    let held_out = KS
-        .into_iter()
-        .map(|k| avg_rec_at(&val, k, 0.05))
-        .fold(0.0, f64::max);
-    if sets.folds.is_empty() {
-        return Ok((held_out, None));
-    }
-    let mut per_k = [0.0f64; KS.len()];
+    // The mean over folds at the k that suits them best together.
+    let fold_mean = |folds: &[Vec<(Label, Vec<_>)>]| -> Option<f64> {
+        if folds.is_empty() {
+            return None;
+        }
+        let best = KS
+            .into_iter()
+            .map(|k| folds.iter().map(|v| avg_rec_at(v, k, 0.05)).sum::<f64>())
+            .fold(f64::NEG_INFINITY, f64::max);
+        Some(best / folds.len() as f64)
+    };
+    let all = index_of(&mut sets.refs.iter().copied())?;
+    let held_out = fold_mean(&[search(&all, &sets.queries)]).unwrap_or_default();
+    let mut families = Vec::new();
     for (family, queries) in &sets.folds {
-        let index = index_of(&|i| ds.examples[i].family != *family)?;
+        let index = index_of(
+            &mut sets
+                .refs
+                .iter()
+                .copied()
+                .filter(|&i| ds.examples[i].family != *family),
+        )?;
         let mut val = search(&index, queries);
         val.extend(search(&index, &sets.humans));
-        for (sum, k) in per_k.iter_mut().zip(KS) {
-            *sum += avg_rec_at(&val, k, 0.05);
-        }
+        families.push(val);
     }
-    let unseen = per_k.into_iter().fold(0.0, f64::max) / sets.folds.len() as f64;
-    Ok((held_out, Some(unseen)))
+    let (mut plain, mut taught) = (Vec::new(), Vec::new());
+    for d in &sets.domains {
+        plain.push(search(&all, &d.scored));
+        let index = index_of(&mut sets.refs.iter().chain(&d.added).copied())?;
+        taught.push(search(&index, &d.scored));
+    }
+    Ok(Validation {
+        held_out,
+        unseen_family: fold_mean(&families),
+        unseen_domain: fold_mean(&plain)
+            .zip(fold_mean(&taught))
+            .map(|(plain, taught)| DomainScore { plain, taught }),
+    })
 }
 
 /// Evenly spread picks of at most `n` of `idx`.
@@ -218,5 +345,64 @@ mod tests {
         assert_eq!(sets.humans.len(), 388);
         assert!(sets.humans.iter().all(|&i| ds.examples[i].label == 1));
         assert_eq!(sets.queries.len(), 100);
+    }
+
+    #[test]
+    fn a_held_out_domain_adds_half_of_each_label_and_scores_the_rest() {
+        // 300 human and 40 machine texts of the domain.
+        let mut examples = Vec::new();
+        for (label, family, n) in [(1, 0, 300), (0, 1, 40)] {
+            for _ in 0..n {
+                examples.push(example(label, family, examples.len()));
+            }
+        }
+        let ds = Dataset {
+            examples,
+            models: vec!["human".into(), "m".into()],
+            families: vec!["human".into(), "m".into()],
+        };
+        let idx: Vec<usize> = (0..ds.examples.len()).collect();
+        let mut sets = ValSets::new(&ds, &[], &[], 10, 10);
+        sets.hold_domain(&ds, "d", &idx, 32).unwrap();
+        let fold = &sets.domains[0];
+        let count =
+            |v: &[usize], label| v.iter().filter(|&&i| ds.examples[i].label == label).count();
+        assert_eq!((count(&fold.added, 1), count(&fold.added, 0)), (16, 16));
+        // At most FOLD_QUERIES of each label are scored, none of them added.
+        assert_eq!(
+            (count(&fold.scored, 1), count(&fold.scored, 0)),
+            (FOLD_QUERIES, 24)
+        );
+        assert!(fold.scored.iter().all(|i| !fold.added.contains(i)));
+        // A domain with too few texts of a label is refused by name.
+        let err = sets.hold_domain(&ds, "d", &idx[..316], 32).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("held-out domain d has 300 human and 16 machine"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn each_choice_selects_by_its_validation() {
+        let v = Validation {
+            held_out: 90.0,
+            unseen_family: Some(80.0),
+            unseen_domain: Some(DomainScore {
+                plain: 60.0,
+                taught: 70.0,
+            }),
+        };
+        assert_eq!(SelectBy::HeldOut.pick(&v), 90.0);
+        assert_eq!(SelectBy::UnseenFamily.pick(&v), 80.0);
+        assert_eq!(SelectBy::UnseenDomain.pick(&v), 65.0);
+        assert_eq!(SelectBy::Mean.pick(&v), 75.0);
+        let bare = Validation {
+            unseen_family: None,
+            unseen_domain: None,
+            ..v
+        };
+        assert_eq!(SelectBy::Mean.pick(&bare), 90.0);
+        assert_eq!(SelectBy::UnseenDomain.pick(&bare), f64::NEG_INFINITY);
     }
 }

@@ -42,6 +42,8 @@ fn config(out: &std::path::Path, steps: u64) -> TrainConfig {
         select_by: SelectBy::UnseenFamily,
         // Random windows within the first two windows' worth of each text.
         crop_windows: 2,
+        holdout_domains: Vec::new(),
+        holdout_refs: 32,
     }
 }
 
@@ -201,4 +203,80 @@ fn loss_falls_checkpoints_load_and_a_killed_run_resumes() {
         seen.domain_leak("student_essay"),
         "not in the encoder's training"
     );
+}
+
+#[test]
+fn a_held_out_domain_stays_out_of_training_and_can_select_the_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = TrainConfig {
+        holdout_domains: vec!["xsum".into()],
+        holdout_refs: 8,
+        select_by: SelectBy::Mean,
+        val_every: 2,
+        crop_windows: 1,
+        ..config(dir.path(), 2)
+    };
+    let mut validated = Vec::new();
+    let state = train(&cfg, &mut |e| {
+        if let Event::Validated { step, scores, best } = e {
+            validated.push((step, scores, best));
+        }
+    })
+    .unwrap();
+    // Validated at the start and at the end, the domain each time.
+    assert_eq!(validated.len(), 2);
+    let domain = &state.validations_unseen_domain;
+    assert_eq!(domain.iter().map(|v| v.0).collect::<Vec<_>>(), [0, 2]);
+    for ((step, scores, _), (s, d)) in validated.iter().zip(domain) {
+        assert_eq!((step, scores.unseen_domain), (s, Some(*d)));
+        for v in [d.plain, d.taught] {
+            assert!((0.0..=100.0).contains(&v), "{v}");
+        }
+    }
+    // The mean of every validation selects.
+    let (step, scores, _) = validated
+        .iter()
+        .max_by(|a, b| {
+            SelectBy::Mean
+                .pick(&a.1)
+                .total_cmp(&SelectBy::Mean.pick(&b.1))
+        })
+        .unwrap();
+    assert_eq!(state.best_step, Some(*step));
+    assert_eq!(state.best_avg_rec, Some(SelectBy::Mean.pick(scores)));
+    // No text of the domain was trained on: the record leaves it out, so a
+    // validation that leaves it out of the references is not leaky.
+    let domains = state.domains.clone().unwrap();
+    assert!(!domains.contains(&"xsum".to_owned()), "{domains:?}");
+    assert!(domains.contains(&"writing_prompts".to_owned()));
+    let seen = TrainedOn::domains_of(&dir.path().join("best"));
+    assert_eq!(seen.domain_leak("xsum"), "not in the encoder's training");
+
+    // A domain no text has, or too few to validate on, is refused by name.
+    let other = tempfile::tempdir().unwrap();
+    let unknown = TrainConfig {
+        holdout_domains: vec!["sonnets".into()],
+        ..config(other.path(), 2)
+    };
+    let err = train(&unknown, &mut |_| {}).unwrap_err().to_string();
+    assert!(
+        err.contains("is of the domain sonnets (its domains: arxiv, blog"),
+        "{err}"
+    );
+    let thin = TrainConfig {
+        holdout_domains: vec!["yelp".into()],
+        ..config(other.path(), 2)
+    };
+    let err = train(&thin, &mut |_| {}).unwrap_err().to_string();
+    assert!(
+        err.contains("held-out domain yelp has 3 human and 2 machine texts"),
+        "{err}"
+    );
+    // Selecting by unseen domains needs one.
+    let none = TrainConfig {
+        select_by: SelectBy::UnseenDomain,
+        ..config(other.path(), 2)
+    };
+    let err = train(&none, &mut |_| {}).unwrap_err().to_string();
+    assert!(err.contains("add --holdout-domain"), "{err}");
 }
