@@ -16,10 +16,10 @@ them).
 
 Checkpoints are chosen on validation sets carved from the training data and
 never trained on: held-out groups of the training families (in
-distribution); one whole held-out family (`--holdout-family`), and one whole
-held-out domain, its human and machine texts alike (`--holdout-domain`),
-whose few samples are added as references before their other texts are
-scored (an unseen generator, an unseen domain, each with training-free
+distribution); one whole held-out family (`--holdout-family`), and whole
+held-out domains, their human and machine texts alike (`--holdout-domain`,
+comma-separated for several), whose few samples are added as references
+before their other texts are scored (an unseen generator, an unseen domain, each with training-free
 incremental adaptation). The score is their mean AvgRec.
 
 `python3 train.py loss-parity FIXTURE.json` checks the loss against the
@@ -253,15 +253,17 @@ def pad(corpus, idx, device):
     return torch.from_numpy(ids).to(device, non_blocking=True), torch.from_numpy(mask).to(device, non_blocking=True)
 
 
-def split(corpus, val_fraction, holdout_family, holdout_domain, seed):
-    """(train, in-distribution validation, held-out family, held-out domain)
-    index lists; a text's side depends only on its group."""
-    train, val, held, held_domain = [], [], [], []
+def split(corpus, val_fraction, holdout_family, holdout_domains, seed):
+    """(train, in-distribution validation, held-out family, {held-out domain:
+    its texts}) index lists; a text's side depends only on its group, or on
+    its domain."""
+    train, val, held = [], [], []
     hold = corpus.families.index(holdout_family) if holdout_family in corpus.families else -2
-    hold_d = corpus.domains.index(holdout_domain) if holdout_domain in corpus.domains else -2
+    hold_d = {corpus.domains.index(d): d for d in holdout_domains if d in corpus.domains}
+    held_domain = {d: [] for d in hold_d.values()}
     for i in range(len(corpus)):
-        if corpus.domain[i] == hold_d:
-            held_domain.append(i)
+        if corpus.domain[i] in hold_d:
+            held_domain[hold_d[corpus.domain[i]]].append(i)
             continue
         if corpus.family[i] == hold:
             held.append(i)
@@ -390,13 +392,14 @@ class Validator:
         if unseen and held[: args.holdout_refs]:
             self.unseen["unseen_family_tfia"] = (held[: args.holdout_refs], unseen + humans)
         # A held-out domain brings its own humans: add and score both labels.
-        rng.shuffle(held_domain)
-        by_label = [[i for i in held_domain if corpus.label[i] == c] for c in (HUMAN, MACHINE)]
-        half = args.holdout_refs // 2
-        added = by_label[0][:half] + by_label[1][:half]
-        scored = by_label[0][half : half + args.val_queries // 4] + by_label[1][half : half + args.val_queries // 4]
-        if all(by_label) and added and scored:
-            self.unseen["unseen_domain_tfia"] = (added, scored)
+        for name, texts in held_domain.items():
+            rng.shuffle(texts)
+            by_label = [[i for i in texts if corpus.label[i] == c] for c in (HUMAN, MACHINE)]
+            half = args.holdout_refs // 2
+            added = by_label[0][:half] + by_label[1][:half]
+            scored = by_label[0][half : half + args.val_queries // 4] + by_label[1][half : half + args.val_queries // 4]
+            if all(by_label) and added and scored:
+                self.unseen[f"unseen_domain_tfia:{name}"] = (added, scored)
 
     def __call__(self, model, device, amp):
         c = self.corpus
@@ -458,13 +461,19 @@ def train(args):
     params = list(model.parameters()) + list(head.parameters())
     opt = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.98), weight_decay=args.weight_decay, fused=device.type == "cuda")
 
-    train_idx, val_idx, held_idx, held_domain = split(corpus, args.val_fraction, args.holdout_family, args.holdout_domain, args.seed)
+    # By default `yelp`, where the data has it.
+    named = args.holdout_domain if args.holdout_domain is not None else "yelp" * ("yelp" in corpus.domains)
+    holdout_domains = [d for d in named.split(",") if d]
+    unknown = [d for d in holdout_domains if d not in corpus.domains]
+    if unknown:
+        raise SystemExit(f"no text is of the domain {', '.join(unknown)} (the domains: {', '.join(sorted(map(str, corpus.domains)))})")
+    train_idx, val_idx, held_idx, held_domain = split(corpus, args.val_fraction, args.holdout_family, holdout_domains, args.seed)
     sampler = Sampler(corpus, train_idx, args.batch_size, args.per_model, args.seed, args.matched_humans)
     validate = Validator(corpus, train_idx, val_idx, held_idx, held_domain, args)
     print(
         f"device {device} ({torch.cuda.get_device_name() if amp else 'cpu'}), {len(train_idx)} train, "
         f"{len(val_idx)} validation, {len(held_idx)} held-out family {args.holdout_family!r}, "
-        f"{len(held_domain)} held-out domain {args.holdout_domain!r}, "
+        f"held-out domains {', '.join(f'{d!r} ({len(t)})' for d, t in held_domain.items()) or 'none'}, "
         f"max_length {meta['max_length']}, batch {args.batch_size}, {args.steps} steps",
         flush=True,
     )
@@ -589,7 +598,7 @@ def main():
     p.add_argument("--grad-clip", type=float, default=1.0)
     p.add_argument("--val-fraction", type=float, default=0.05)
     p.add_argument("--holdout-family", default="google")
-    p.add_argument("--holdout-domain", default="yelp", help="a domain (or source) held out, humans and machines alike; '' for none")
+    p.add_argument("--holdout-domain", default=None, help="domains held out, humans and machines alike, comma-separated (default: yelp, where the data has it); '' for none")
     p.add_argument("--holdout-refs", type=int, default=32)
     p.add_argument("--val-queries", type=int, default=1000)
     p.add_argument("--val-refs", type=int, default=6000)

@@ -106,6 +106,8 @@ fn pack_train_split_unpack_and_load_in_rust() {
         "100",
         "--holdout-refs",
         "4",
+        "--holdout-domain",
+        "yelp,xsum",
     ]);
     let parts: Vec<u64> = std::fs::read_dir(&out)
         .unwrap()
@@ -122,7 +124,13 @@ fn pack_train_split_unpack_and_load_in_rust() {
     let report: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("training.json")).unwrap()).unwrap();
     assert_eq!(report["steps"], 3);
-    assert!(report["validations"].as_array().unwrap().len() >= 2);
+    let validations = report["validations"].as_array().unwrap();
+    assert!(validations.len() >= 2);
+    // Each held-out domain is a validation of its own.
+    for domain in ["yelp", "xsum"] {
+        let key = format!("unseen_domain_tfia:{domain}");
+        assert!(validations.iter().all(|v| v[&key].is_number()), "{key}");
+    }
 
     python(&[
         &script("gpu_unpack.py"),
