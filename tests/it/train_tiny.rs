@@ -252,31 +252,29 @@ fn a_held_out_domain_stays_out_of_training_and_can_select_the_checkpoint() {
     let seen = TrainedOn::domains_of(&dir.path().join("best"));
     assert_eq!(seen.domain_leak("xsum"), "not in the encoder's training");
 
-    // A domain no text has, or too few to validate on, is refused by name.
+    // A domain no text has, or too few to validate on, is refused by name,
+    // and selecting by unseen domains needs one.
     let other = tempfile::tempdir().unwrap();
-    let unknown = TrainConfig {
-        holdout_domains: vec!["sonnets".into()],
-        ..config(other.path(), 2)
-    };
-    let err = train(&unknown, &mut |_| {}).unwrap_err().to_string();
-    assert!(
-        err.contains("is of the domain sonnets (its domains: arxiv, blog"),
-        "{err}"
-    );
-    let thin = TrainConfig {
-        holdout_domains: vec!["yelp".into()],
-        ..config(other.path(), 2)
-    };
-    let err = train(&thin, &mut |_| {}).unwrap_err().to_string();
-    assert!(
-        err.contains("held-out domain yelp has 3 human and 2 machine texts"),
-        "{err}"
-    );
-    // Selecting by unseen domains needs one.
-    let none = TrainConfig {
-        select_by: SelectBy::UnseenDomain,
-        ..config(other.path(), 2)
-    };
-    let err = train(&none, &mut |_| {}).unwrap_err().to_string();
-    assert!(err.contains("add --holdout-domain"), "{err}");
+    let refusals = [
+        (
+            &["sonnets"][..],
+            SelectBy::UnseenFamily,
+            "is of the domain sonnets (its domains: arxiv, blog",
+        ),
+        (
+            &["yelp"],
+            SelectBy::UnseenFamily,
+            "held-out domain yelp has 3 human and 2 machine texts",
+        ),
+        (&[], SelectBy::UnseenDomain, "add --holdout-domain"),
+    ];
+    for (domains, select_by, said) in refusals {
+        let cfg = TrainConfig {
+            holdout_domains: domains.iter().map(|d| d.to_string()).collect(),
+            select_by,
+            ..config(other.path(), 2)
+        };
+        let err = train(&cfg, &mut |_| {}).unwrap_err().to_string();
+        assert!(err.contains(said), "{err}");
+    }
 }
