@@ -183,7 +183,8 @@ impl ValSets {
                 machines.len()
             )));
         }
-        // Every other text of a label is scored, the first `half` are added.
+        // Of each label's texts, picked evenly across it, the first `half`
+        // are added and the rest (at most FOLD_QUERIES) scored.
         let pick = |all: &[usize]| {
             let chosen = spread(all, half + FOLD_QUERIES);
             (chosen[..half].to_vec(), chosen[half..].to_vec())
