@@ -110,6 +110,32 @@ impl Dataset {
         out
     }
 
+    /// The indices of each named domain's texts, in the order named. A name
+    /// no text has is an error listing the domains there are.
+    pub fn domain_texts<'a>(
+        &self,
+        names: &'a [String],
+    ) -> Result<Vec<(&'a str, Vec<usize>)>, String> {
+        let all: Vec<usize> = (0..self.examples.len()).collect();
+        names
+            .iter()
+            .map(|name| {
+                let idx: Vec<usize> = all
+                    .iter()
+                    .copied()
+                    .filter(|&i| self.domain(i) == Some(name.as_str()))
+                    .collect();
+                if idx.is_empty() {
+                    return Err(format!(
+                        "no text is of the domain {name} (its domains: {})",
+                        self.domains(&all).join(", ")
+                    ));
+                }
+                Ok((name.as_str(), idx))
+            })
+            .collect()
+    }
+
     /// Indices of (training, validation) examples: whole groups go to
     /// validation by a seeded hash until it holds `fraction` of the data.
     pub fn split(&self, fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
@@ -202,6 +228,16 @@ mod tests {
         assert_eq!(ds.domains(&[0, 1, 2, 3, 4]), ["tweet", "xsum"]);
         assert_eq!(ds.domains(&[0, 2, 3]), ["xsum"]);
         assert!(ds.domains(&[2, 3]).is_empty());
+        let names = ["xsum".to_owned(), "tweet".to_owned()];
+        assert_eq!(
+            ds.domain_texts(&names).unwrap(),
+            [("xsum", vec![0, 4]), ("tweet", vec![1])]
+        );
+        let err = ds.domain_texts(&["sonnets".to_owned()]).unwrap_err();
+        assert_eq!(
+            err,
+            "no text is of the domain sonnets (its domains: tweet, xsum)"
+        );
     }
 
     #[test]

@@ -160,21 +160,21 @@ pub fn train(cfg: &TrainConfig, report: &mut dyn FnMut(Event)) -> Result<RunStat
     let ds = Dataset::load(&cfg.data)?;
     let (mut train_idx, mut val_idx) = ds.split(cfg.val_fraction, cfg.val_seed.unwrap_or(cfg.seed));
     // Texts of a held-out domain neither train nor validate in distribution.
-    let mut held_domains = Vec::new();
-    for name in &cfg.holdout_domains {
-        let of = |i: &usize| ds.domain(*i) == Some(name.as_str());
-        let idx: Vec<usize> = (0..ds.examples.len()).filter(of).collect();
-        if idx.is_empty() {
-            return Err(TrainError::Config(format!(
-                "no text of {} is of the domain {name} (its domains: {})",
-                cfg.data.display(),
-                ds.domains(&(0..ds.examples.len()).collect::<Vec<_>>())
-                    .join(", ")
-            )));
-        }
-        train_idx.retain(|i| !of(i));
-        val_idx.retain(|i| !of(i));
-        held_domains.push((name.as_str(), idx));
+    let held_domains = ds
+        .domain_texts(&cfg.holdout_domains)
+        .map_err(|e| TrainError::Config(format!("{}: {e}", cfg.data.display())))?;
+    let held: std::collections::HashSet<usize> = held_domains
+        .iter()
+        .flat_map(|(_, idx)| idx)
+        .copied()
+        .collect();
+    train_idx.retain(|i| !held.contains(i));
+    val_idx.retain(|i| !held.contains(i));
+    // Validation sets are settled before the model loads, so a domain too
+    // thin to validate on is refused at once.
+    let mut sets = ValSets::new(&ds, &train_idx, &val_idx, cfg.val_queries, cfg.val_refs);
+    for (name, idx) in &held_domains {
+        sets.hold_domain(&ds, name, idx, cfg.holdout_refs)?;
     }
     let files = registry::resolve(&cfg.encoder.model)?;
     let base = files
@@ -241,10 +241,6 @@ pub fn train(cfg: &TrainConfig, report: &mut dyn FnMut(Event)) -> Result<RunStat
             .var_store_mut()
             .load(dir.join("model.safetensors"))?;
         head_vs.load(dir.join("head.safetensors"))?;
-    }
-    let mut sets = ValSets::new(&ds, &train_idx, &val_idx, cfg.val_queries, cfg.val_refs);
-    for (name, idx) in &held_domains {
-        sets.hold_domain(&ds, name, idx, cfg.holdout_refs)?;
     }
     continue_run(
         cfg, &ds, &train_idx, &sets, encoder, head_vs, head, &base, state, report,
