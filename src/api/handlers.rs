@@ -76,6 +76,11 @@ pub async fn info(State(state): Shared) -> Result<Json<serde_json::Value>, ApiEr
             "snapshot_seq": d.live().snapshot_seq(),
         },
         "k": cfg.k,
+        // The calibrated decision: the group vote's m (null: the majority
+        // of the k nearest) and the rule weighing its margin against the
+        // classifier (null: the group vote alone).
+        "group_vote": cfg.groups,
+        "blend_rule": cfg.blend_rule,
         "decision": match d.decision() {
             Decision::Majority => "majority",
             Decision::OperatingPoint => "operating-point",

@@ -52,8 +52,8 @@ pub struct DetectResult {
     /// share of machine neighbours, blended with `classifier` when there is
     /// one.
     pub score: f64,
-    /// The word-level classifier's probability (fitted on the references),
-    /// when it is blended into `score`.
+    /// The classifier's probability (word and character n-grams, fitted on
+    /// the references), when it is blended into `score`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub classifier: Option<f64>,
     /// The neighbours' decision: the closest group of references where

@@ -188,7 +188,7 @@ fn lexical_row(
     Ok(row("lexical", 0, 0, records.len(), 0, secs, 0))
 }
 
-/// The word-level classifier's probability over the same texts, on one
+/// The reference-fitted classifier's probability over the same texts, on one
 /// thread, fitted on them (their labels); `None` when they hold one label
 /// only. Also returns the fit's seconds.
 fn classifier_row(

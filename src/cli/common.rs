@@ -40,9 +40,11 @@ pub struct IndexArgs {
     /// or a path (on local disk, one per replica).
     #[arg(long, env = "DETECTIVE_SNAPSHOT_DIR", default_value = "auto")]
     pub snapshot_dir: String,
-    /// Weight (0-1) of the word-level classifier, fitted on the references,
-    /// in the score; 0: the neighbours' score alone. The majority label is
-    /// the neighbours' either way.
+    /// Weight (0-1) of the classifier (word and character n-grams, fitted
+    /// on the references) in the score; 0: the neighbours' score alone, and
+    /// the label the neighbours' decision. Above 0, calibration also weighs
+    /// the group vote's margin against the classifier where that wins on
+    /// validation.
     #[arg(long, env = "DETECTIVE_CLASSIFIER_WEIGHT", default_value_t = crate::detect::classifier::DEFAULT_WEIGHT)]
     pub classifier_weight: f64,
 }

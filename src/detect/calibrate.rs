@@ -80,6 +80,11 @@ pub struct Calibration {
     /// the group vote on the same texts, when they were compared.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blend_rule_avg_rec: Option<(f64, f64)>,
+    /// The classifier the scores and the blend rule were calibrated with
+    /// ([`ClassifierConfig::tag`]; `None`: none, or a calibration older
+    /// than the tag).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classifier: Option<String>,
 }
 
 impl Calibration {
@@ -90,6 +95,13 @@ impl Calibration {
             .iter()
             .map(|&(m, _)| m)
             .eq(GROUP_CANDIDATES.iter().copied())
+    }
+
+    /// Whether the scores and the blend rule were calibrated with the
+    /// classifier this build fits (always, when no classifier is blended).
+    pub fn made_with_current_classifier(&self) -> bool {
+        self.classifier_weight == 0.0
+            || self.classifier.as_deref() == Some(ClassifierConfig::default().tag().as_str())
     }
 
     /// Vote configuration at the calibrated k, with the operating point for
@@ -204,9 +216,8 @@ pub struct CalibrationOptions {
     pub groups: Vec<usize>,
     /// What a machine text's group is in the group votes.
     pub group_by: GroupBy,
-    /// Whether the blend rule is used never (the default: measured on the
-    /// generalization benchmark, it does not win), where validation prefers
-    /// it, or always (with a group vote and a classifier).
+    /// Whether the blend rule is used never, where validation prefers it
+    /// (the default), or always (with a group vote and a classifier).
     pub blend_rule: BlendRuleMode,
 }
 
@@ -517,6 +528,7 @@ pub fn calibrate(
         group_by: GroupBy::Model,
         blend_rule: None,
         blend_rule_avg_rec: None,
+        classifier: (weight > 0.0).then(|| ClassifierConfig::default().tag()),
     }
 }
 
@@ -660,6 +672,20 @@ pub(super) mod tests {
         );
         // Every blended human score is half the plain one.
         assert!(t1 < t0 && (t1 - 0.5 * weighted_score(&val[0].1[..plain.k], 0.05)).abs() < 1e-9);
+        // A calibration records the classifier it was made with; one made
+        // with another (or before the record existed) is not reused.
+        assert!(plain.made_with_current_classifier());
+        assert!(blended.made_with_current_classifier());
+        let older = Calibration {
+            classifier: None,
+            ..blended.clone()
+        };
+        assert!(!older.made_with_current_classifier());
+        let other = Calibration {
+            classifier: Some("words1-2df2x200000-c10-it500".to_owned()),
+            ..blended.clone()
+        };
+        assert!(!other.made_with_current_classifier());
     }
 
     fn rows(n: usize) -> Vec<VectorRow> {

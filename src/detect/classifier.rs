@@ -10,16 +10,26 @@
 //! [`Verdict::blend_classifier`](super::Verdict::blend_classifier)); the
 //! majority label stays the vote's.
 //!
-//! Features: the text is lower-cased and cut into words (runs of two or more
-//! letters, digits or `_`, as the usual TF-IDF tokenizers do); every word
-//! and every pair of adjacent words is one term, named by a 64-bit FNV-1a
-//! hash. Terms in fewer than `min_df` references are dropped; the vector is
-//! `(1 + ln tf) * idf` with `idf = ln((1 + n) / (1 + df)) + 1`, scaled to
-//! unit length. The regression minimises `|w|^2 / 2 + C * sum_i s_i *
-//! logloss_i` with class-balanced sample weights `s_i` (L-BFGS).
+//! Features, in up to two blocks:
+//! - words: the text is lower-cased and cut into words (runs of two or more
+//!   letters, digits or `_`, as the usual TF-IDF tokenizers do); every word
+//!   and every pair of adjacent words is one term, named by a 64-bit FNV-1a
+//!   hash;
+//! - characters (when [`ClassifierConfig::chars`] is set): every character
+//!   2- to 4-gram of the NFC-normalised text, case kept, hashed as the
+//!   lexical view hashes them. They see what words miss: punctuation,
+//!   spacing, casing, emoji, markup.
+//!
+//! In each block, terms in fewer than its `min_df` references are dropped
+//! and the most frequent `max_terms` kept; the block's vector is `(1 + ln
+//! tf) * idf` with `idf = ln((1 + n) / (1 + df)) + 1`, scaled to unit
+//! length, so each block weighs the same. The regression minimises `|w|^2 /
+//! 2 + C * sum_i s_i * logloss_i` with class-balanced sample weights `s_i`
+//! (L-BFGS).
 use std::collections::HashMap;
 
 use super::logistic::{fit_logistic, sigmoid, Rows};
+use crate::encoder::lexical::ngram_hashes;
 use crate::store::Label;
 
 /// Weight of the classifier in the score by default: the weight with the
@@ -41,6 +51,32 @@ pub struct ClassifierConfig {
     pub max_terms: usize,
     /// L-BFGS iterations at most.
     pub max_iter: usize,
+    /// Character n-gram terms beside the words (`None`: words alone).
+    pub chars: Option<CharTerms>,
+}
+
+/// The character n-gram block of the features.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CharTerms {
+    /// Shortest n-gram, in characters.
+    pub min_n: usize,
+    /// Longest n-gram, in characters.
+    pub max_n: usize,
+    /// Fewest references an n-gram must occur in.
+    pub min_df: u32,
+    /// Most n-grams kept (the most frequent by document frequency).
+    pub max_terms: usize,
+}
+
+impl Default for CharTerms {
+    fn default() -> Self {
+        Self {
+            min_n: 2,
+            max_n: 4,
+            min_df: 3,
+            max_terms: 300_000,
+        }
+    }
 }
 
 impl Default for ClassifierConfig {
@@ -50,7 +86,25 @@ impl Default for ClassifierConfig {
             min_df: 2,
             max_terms: 200_000,
             max_iter: 500,
+            chars: Some(CharTerms::default()),
         }
+    }
+}
+
+impl ClassifierConfig {
+    /// A short tag naming the features and the fit (part of a calibration's
+    /// identity: thresholds and rules chosen on one classifier's
+    /// probabilities do not hold for another's).
+    pub fn tag(&self) -> String {
+        let mut tag = format!("words1-2df{}x{}", self.min_df, self.max_terms);
+        if let Some(c) = self.chars {
+            tag.push_str(&format!(
+                "+chars{}-{}df{}x{}",
+                c.min_n, c.max_n, c.min_df, c.max_terms
+            ));
+        }
+        tag.push_str(&format!("-c{}-it{}", self.c, self.max_iter));
+        tag
     }
 }
 
@@ -93,8 +147,13 @@ pub fn terms(text: &str) -> Vec<(u64, u32)> {
             .map(|p| (p[0].rotate_left(17) ^ p[1]).wrapping_mul(FNV_PRIME) ^ 0x9e37_79b9_7f4a_7c15),
     );
     all.sort_unstable();
-    let mut out: Vec<(u64, u32)> = Vec::with_capacity(all.len());
-    for h in all {
+    counted(all)
+}
+
+/// Counts of sorted hashes: `(hash, count)`, sorted by hash.
+fn counted(sorted: impl IntoIterator<Item = u64>) -> Vec<(u64, u32)> {
+    let mut out: Vec<(u64, u32)> = Vec::new();
+    for h in sorted {
         match out.last_mut() {
             Some((last, n)) if *last == h => *n += 1,
             _ => out.push((h, 1)),
@@ -103,13 +162,84 @@ pub fn terms(text: &str) -> Vec<(u64, u32)> {
     out
 }
 
-/// A fitted classifier: the term vocabulary with its IDF weights and the
-/// regression's weights.
+/// The terms of `text` in each block of features `cfg` asks for.
+fn block_terms(text: &str, chars: Option<CharTerms>) -> Vec<Vec<(u64, u32)>> {
+    let mut blocks = vec![terms(text)];
+    if let Some(c) = chars {
+        blocks.push(counted(ngram_hashes(text, c.min_n, c.max_n)));
+    }
+    blocks
+}
+
+/// One block of features: its vocabulary, IDF weights and where its
+/// features start among the regression's weights.
 #[derive(Debug, Clone)]
-pub struct Classifier {
-    /// Term hash -> feature index.
+struct Block {
+    /// Term hash -> feature index within the block.
     vocab: HashMap<u64, u32>,
     idf: Vec<f32>,
+    offset: u32,
+}
+
+impl Block {
+    /// Keeps the terms in at least `min_df` of `docs`, the `max_terms`
+    /// most frequent, and weighs them by IDF.
+    fn fit<'a>(
+        docs: impl Iterator<Item = &'a [(u64, u32)]>,
+        n: usize,
+        min_df: u32,
+        max_terms: usize,
+        offset: u32,
+    ) -> Self {
+        let mut df: HashMap<u64, u32> = HashMap::new();
+        for d in docs {
+            for (h, _) in d {
+                *df.entry(*h).or_default() += 1;
+            }
+        }
+        let mut kept: Vec<(u64, u32)> = df.into_iter().filter(|(_, c)| *c >= min_df).collect();
+        // Most frequent first, ties by hash: the same vocabulary every run.
+        kept.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        kept.truncate(max_terms);
+        let vocab = kept
+            .iter()
+            .enumerate()
+            .map(|(i, (h, _))| (*h, i as u32))
+            .collect();
+        let idf = kept
+            .iter()
+            .map(|(_, c)| (((1 + n) as f64 / (1 + *c) as f64).ln() + 1.0) as f32)
+            .collect();
+        Self { vocab, idf, offset }
+    }
+
+    /// Appends the block's unit-length TF-IDF features of `terms`.
+    fn features(&self, terms: &[(u64, u32)], out: &mut Vec<(u32, f32)>) {
+        let start = out.len();
+        out.extend(terms.iter().filter_map(|(h, c)| {
+            self.vocab.get(h).map(|&i| {
+                (
+                    self.offset + i,
+                    (1.0 + (*c as f32).ln()) * self.idf[i as usize],
+                )
+            })
+        }));
+        let f = &mut out[start..];
+        let norm = f.iter().map(|(_, v)| v * v).sum::<f32>().sqrt();
+        if norm > 0.0 {
+            for (_, v) in f {
+                *v /= norm;
+            }
+        }
+    }
+}
+
+/// A fitted classifier: the term vocabularies with their IDF weights and
+/// the regression's weights.
+#[derive(Debug, Clone)]
+pub struct Classifier {
+    blocks: Vec<Block>,
+    chars: Option<CharTerms>,
     weights: Vec<f64>,
     bias: f64,
     /// References it was fitted on.
@@ -128,29 +258,29 @@ impl Classifier {
             return None;
         }
         use rayon::prelude::*;
-        let docs: Vec<Vec<(u64, u32)>> = texts.par_iter().map(|t| terms(t)).collect();
-        let mut df: HashMap<u64, u32> = HashMap::new();
-        for d in &docs {
-            for (h, _) in d {
-                *df.entry(*h).or_default() += 1;
-            }
+        let docs: Vec<Vec<Vec<(u64, u32)>>> = texts
+            .par_iter()
+            .map(|t| block_terms(t, cfg.chars))
+            .collect();
+        let mut limits = vec![(cfg.min_df, cfg.max_terms)];
+        limits.extend(cfg.chars.map(|c| (c.min_df, c.max_terms)));
+        let mut blocks: Vec<Block> = Vec::with_capacity(limits.len());
+        let mut offset = 0u32;
+        for (b, (min_df, max_terms)) in limits.into_iter().enumerate() {
+            let block = Block::fit(
+                docs.iter().map(|d| d[b].as_slice()),
+                n,
+                min_df,
+                max_terms,
+                offset,
+            );
+            offset += block.idf.len() as u32;
+            blocks.push(block);
         }
-        let mut kept: Vec<(u64, u32)> = df.into_iter().filter(|(_, c)| *c >= cfg.min_df).collect();
-        // Most frequent first, ties by hash: the same vocabulary every run.
-        kept.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        kept.truncate(cfg.max_terms);
-        let vocab: HashMap<u64, u32> = kept
-            .iter()
-            .enumerate()
-            .map(|(i, (h, _))| (*h, i as u32))
-            .collect();
-        let idf: Vec<f32> = kept
-            .iter()
-            .map(|(_, c)| (((1 + n) as f64 / (1 + *c) as f64).ln() + 1.0) as f32)
-            .collect();
+        let dim = offset as usize;
         let mut model = Self {
-            vocab,
-            idf,
+            blocks,
+            chars: cfg.chars,
             weights: Vec::new(),
             bias: 0.0,
             fitted_on: n,
@@ -161,11 +291,12 @@ impl Classifier {
             idx: Vec::new(),
             val: Vec::new(),
         };
+        let mut f = Vec::new();
         for d in &docs {
-            for (i, v) in model.features(d) {
-                rows.idx.push(i);
-                rows.val.push(v);
-            }
+            f.clear();
+            model.features(d, &mut f);
+            rows.idx.extend(f.iter().map(|(i, _)| *i));
+            rows.val.extend(f.iter().map(|(_, v)| *v));
             rows.ptr.push(rows.idx.len());
         }
         let y: Vec<f64> = labels
@@ -178,38 +309,28 @@ impl Classifier {
             n as f64 / (2.0 * (n - n_machine) as f64),
         );
         let s: Vec<f64> = y.iter().map(|&t| if t > 0.5 { wm } else { wh }).collect();
-        let (w, iterations) = fit_logistic(&rows, &y, &s, model.idf.len(), cfg);
-        model.bias = w[model.idf.len()];
+        let (w, iterations) = fit_logistic(&rows, &y, &s, dim, cfg);
+        model.bias = w[dim];
         model.weights = w;
-        model.weights.truncate(model.idf.len());
+        model.weights.truncate(dim);
         model.iterations = iterations;
         Some(model)
     }
 
-    /// Unit-length TF-IDF features of a text's terms.
-    fn features(&self, terms: &[(u64, u32)]) -> Vec<(u32, f32)> {
-        let mut f: Vec<(u32, f32)> = terms
-            .iter()
-            .filter_map(|(h, c)| {
-                self.vocab
-                    .get(h)
-                    .map(|&i| (i, (1.0 + (*c as f32).ln()) * self.idf[i as usize]))
-            })
-            .collect();
-        let norm = f.iter().map(|(_, v)| v * v).sum::<f32>().sqrt();
-        if norm > 0.0 {
-            for (_, v) in &mut f {
-                *v /= norm;
-            }
+    /// The features of a text's terms: each block's unit-length TF-IDF
+    /// vector, side by side.
+    fn features(&self, terms: &[Vec<(u64, u32)>], out: &mut Vec<(u32, f32)>) {
+        for (block, t) in self.blocks.iter().zip(terms) {
+            block.features(t, out);
         }
-        f
     }
 
     /// Probability that `text` is machine-written; `None` when no term of
     /// the text is in the vocabulary (another language or script, say):
     /// the model knows nothing about it.
     pub fn predict(&self, text: &str) -> Option<f64> {
-        let f = self.features(&terms(text));
+        let mut f = Vec::new();
+        self.features(&block_terms(text, self.chars), &mut f);
         if f.is_empty() {
             return None;
         }
@@ -221,9 +342,9 @@ impl Classifier {
         Some(sigmoid(z))
     }
 
-    /// Terms in the vocabulary.
+    /// Terms in the vocabularies.
     pub fn terms(&self) -> usize {
-        self.idf.len()
+        self.blocks.iter().map(|b| b.idf.len()).sum()
     }
 }
 
@@ -279,5 +400,53 @@ mod tests {
                 .unwrap()
         );
         assert!(Classifier::fit(&texts[..4], &labels[..4], &cfg).is_none());
+    }
+
+    /// Two styles with the same words, told apart only by punctuation and
+    /// emoji: the character block sees them, the words alone cannot.
+    #[test]
+    fn character_ngrams_see_what_words_miss() {
+        let sentences = [
+            "we went to the shop and bought some bread",
+            "the weather was nice so we walked home",
+            "my sister called and we talked for an hour",
+            "the film was long but the ending was good",
+            "i cooked dinner and then read a book",
+            "the train was late again this morning",
+        ];
+        let mut texts: Vec<String> = Vec::new();
+        let mut labels = Vec::new();
+        for s in sentences {
+            texts.push(format!("{s}!!! :) 😂"));
+            labels.push(Label::Human);
+            texts.push(format!("{s}."));
+            labels.push(Label::Machine);
+        }
+        let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let words = ClassifierConfig {
+            min_df: 1,
+            chars: None,
+            ..Default::default()
+        };
+        let both = ClassifierConfig {
+            min_df: 1,
+            chars: Some(CharTerms {
+                min_df: 1,
+                ..CharTerms::default()
+            }),
+            ..Default::default()
+        };
+        assert_ne!(words.tag(), both.tag());
+        let query_h = "the bus was full so we waited!!! :) 😂";
+        let query_m = "the bus was full so we waited.";
+        let w = Classifier::fit(&texts, &labels, &words).unwrap();
+        assert_eq!(w.predict(query_h), w.predict(query_m));
+        let c = Classifier::fit(&texts, &labels, &both).unwrap();
+        let (h, m) = (c.predict(query_h).unwrap(), c.predict(query_m).unwrap());
+        assert!(h < 0.5 && m > 0.5, "human {h}, machine {m}");
+        assert!(c.terms() > w.terms());
+        // The same texts, the same fit.
+        let again = Classifier::fit(&texts, &labels, &both).unwrap();
+        assert_eq!(again.predict(query_h), Some(h));
     }
 }

@@ -39,26 +39,40 @@ fn softplus(z: f64) -> f64 {
 }
 
 /// Objective and gradient of the weighted, L2-regularised logistic loss at
-/// `w` (last entry: the unregularised bias).
+/// `w` (last entry: the unregularised bias). The rows' scores are computed
+/// in parallel and summed in row order, so the result does not depend on
+/// the number of threads.
 fn objective(rows: &Rows, y: &[f64], s: &[f64], w: &[f64], c: f64, grad: &mut [f64]) -> f64 {
+    use rayon::prelude::*;
     let d = w.len() - 1;
+    // Per row: its loss and the derivative of the loss by its score.
+    let per_row: Vec<(f64, f64)> = (0..rows.len())
+        .into_par_iter()
+        .with_min_len(256)
+        .map(|i| {
+            let (idx, val) = rows.row(i);
+            let z = idx
+                .iter()
+                .zip(val)
+                .map(|(j, v)| w[*j as usize] * f64::from(*v))
+                .sum::<f64>()
+                + w[d];
+            (
+                c * s[i] * (softplus(z) - y[i] * z),
+                c * s[i] * (sigmoid(z) - y[i]),
+            )
+        })
+        .collect();
     let mut f = 0.5 * w[..d].iter().map(|x| x * x).sum::<f64>();
     grad[..d].copy_from_slice(&w[..d]);
     grad[d] = 0.0;
-    for i in 0..rows.len() {
+    for (i, (fi, gi)) in per_row.into_iter().enumerate() {
+        f += fi;
         let (idx, val) = rows.row(i);
-        let z = idx
-            .iter()
-            .zip(val)
-            .map(|(j, v)| w[*j as usize] * f64::from(*v))
-            .sum::<f64>()
-            + w[d];
-        f += c * s[i] * (softplus(z) - y[i] * z);
-        let g = c * s[i] * (sigmoid(z) - y[i]);
         for (j, v) in idx.iter().zip(val) {
-            grad[*j as usize] += g * f64::from(*v);
+            grad[*j as usize] += gi * f64::from(*v);
         }
-        grad[d] += g;
+        grad[d] += gi;
     }
     f
 }

@@ -104,12 +104,13 @@ pub async fn open(
             (refs, Origin::Built)
         }
     };
-    // A calibration for another classifier weight chose its thresholds on
-    // other scores, one made without the encoder's held-out split on texts
+    // A calibration for another classifier weight, or for another
+    // classifier, chose its thresholds and rule on other scores, one made without the encoder's held-out split on texts
     // the encoder knows, and one that never compared the group votes with
     // the majority: calibrated again.
     let calibration = match calibrate::stored(store, encoder.id()).await?.filter(|c| {
         c.classifier_weight == classifier_weight
+            && c.made_with_current_classifier()
             && c.held_out_split == encoder.held_out()
             && c.compared_default_groups()
     }) {

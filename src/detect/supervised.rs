@@ -31,6 +31,8 @@ pub struct Fitted {
 pub struct Status {
     /// Weight of the classifier in the score.
     pub weight: f64,
+    /// Its features and fit ([`ClassifierConfig::tag`]).
+    pub features: String,
     /// References of the current fit (none yet: `None`).
     pub fitted_on: Option<usize>,
     /// Feed position of the current fit.
@@ -114,6 +116,7 @@ impl Supervised {
         let f = self.current();
         Status {
             weight: self.weight,
+            features: ClassifierConfig::default().tag(),
             fitted_on: f.as_ref().map(|f| f.model.fitted_on),
             applied: f.as_ref().map(|f| f.applied),
             terms: f.as_ref().map(|f| f.model.terms()),

@@ -228,7 +228,7 @@ impl Verdict {
         if let (Some(g), Some(_)) = (&self.group, ruled) {
             if g.label != self.label {
                 let overruled = format!(
-                    "{}, but the word-level classifier fitted on every reference gives \
+                    "{}, but the classifier fitted on every reference (words and character n-grams) gives \
                      {p:.3}, which outweighs so small a difference",
                     g.describe()
                 );
@@ -283,7 +283,7 @@ fn disagreement(
     };
     if let Some(p) = classifier {
         closer.push_str(&format!(
-            "; the score also weighs the word-level classifier fitted on every reference, \
+            "; the score also weighs the classifier fitted on every reference, \
              which gives {p:.3}"
         ));
     }

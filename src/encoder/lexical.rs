@@ -113,22 +113,7 @@ impl Lexical {
     pub fn add_to(&self, text: &str, out: &mut [f32]) {
         debug_assert_eq!(out.len(), self.dim);
         out.fill(0.0);
-        let chars: Vec<char> = text.nfc().take(MAX_CHARS).collect();
-        let mut hashes = Vec::with_capacity(chars.len() * (self.max_n + 1 - self.min_n));
-        let mut buf = [0u8; 4];
-        for start in 0..chars.len() {
-            let mut h = FNV_OFFSET;
-            for (len, c) in chars[start..].iter().take(self.max_n).enumerate() {
-                for &b in c.encode_utf8(&mut buf).as_bytes() {
-                    h ^= u64::from(b);
-                    h = h.wrapping_mul(FNV_PRIME);
-                }
-                if len + 1 >= self.min_n {
-                    hashes.push(mix(h));
-                }
-            }
-        }
-        hashes.sort_unstable();
+        let hashes = ngram_hashes(text, self.min_n, self.max_n);
         let mut i = 0;
         while i < hashes.len() {
             let h = hashes[i];
@@ -154,6 +139,29 @@ impl Lexical {
         }
         to_unit_length(out);
     }
+}
+
+/// The hashes of every character n-gram of the NFC-normalised text (its
+/// first [`MAX_CHARS`] characters), `min_n` to `max_n` characters long,
+/// sorted: equal n-grams are adjacent.
+pub fn ngram_hashes(text: &str, min_n: usize, max_n: usize) -> Vec<u64> {
+    let chars: Vec<char> = text.nfc().take(MAX_CHARS).collect();
+    let mut hashes = Vec::with_capacity(chars.len() * (max_n + 1).saturating_sub(min_n));
+    let mut buf = [0u8; 4];
+    for start in 0..chars.len() {
+        let mut h = FNV_OFFSET;
+        for (len, c) in chars[start..].iter().take(max_n).enumerate() {
+            for &b in c.encode_utf8(&mut buf).as_bytes() {
+                h ^= u64::from(b);
+                h = h.wrapping_mul(FNV_PRIME);
+            }
+            if len + 1 >= min_n {
+                hashes.push(mix(h));
+            }
+        }
+    }
+    hashes.sort_unstable();
+    hashes
 }
 
 /// Scales `v` to unit length; false (and `v` unchanged) when it is zero.

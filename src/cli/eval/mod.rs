@@ -124,9 +124,10 @@ pub struct EvalArgs {
     #[arg(long, value_enum, default_value = "model")]
     pub group_by: crate::detect::group_vote::GroupBy,
     /// Whether the group vote's margin is weighed against the classifier's
-    /// log-odds by a rule fitted on validation: never (the default), where
-    /// the rule beats the group vote alone on validation, or always.
-    #[arg(long, value_enum, default_value = "never")]
+    /// log-odds by a rule fitted on validation: never, where the rule beats
+    /// the group vote alone on validation (the default, as the service), or
+    /// always.
+    #[arg(long, value_enum, default_value = "validated")]
     pub blend_rule: crate::detect::blend_rule::BlendRuleMode,
     /// Languages verdicts are given for (as `serve --languages`): scored
     /// texts in others abstain and count as not machine.
