@@ -57,7 +57,9 @@ pub struct DetectResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub classifier: Option<f64>,
     /// The neighbours' decision: the closest group of references where
-    /// calibration chose the group vote, else the majority of the k nearest.
+    /// calibration chose the group vote (weighed against `classifier` where
+    /// calibration kept that rule and the groups are nearly tied), else the
+    /// majority of the k nearest.
     pub majority: Label,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub operating_point: Option<OperatingVerdict>,

@@ -182,21 +182,10 @@ struct Block {
 }
 
 impl Block {
-    /// Keeps the terms in at least `min_df` of `docs`, the `max_terms`
-    /// most frequent, and weighs them by IDF.
-    fn fit<'a>(
-        docs: impl Iterator<Item = &'a [(u64, u32)]>,
-        n: usize,
-        min_df: u32,
-        max_terms: usize,
-        offset: u32,
-    ) -> Self {
-        let mut df: HashMap<u64, u32> = HashMap::new();
-        for d in docs {
-            for (h, _) in d {
-                *df.entry(*h).or_default() += 1;
-            }
-        }
+    /// Keeps the terms in at least `min_df` of the `n` documents (`df`:
+    /// documents per term), the `max_terms` most frequent, and weighs them
+    /// by IDF.
+    fn fit(df: HashMap<u64, u32>, n: usize, min_df: u32, max_terms: usize, offset: u32) -> Self {
         let mut kept: Vec<(u64, u32)> = df.into_iter().filter(|(_, c)| *c >= min_df).collect();
         // Most frequent first, ties by hash: the same vocabulary every run.
         kept.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -258,22 +247,36 @@ impl Classifier {
             return None;
         }
         use rayon::prelude::*;
-        let docs: Vec<Vec<Vec<(u64, u32)>>> = texts
-            .par_iter()
-            .map(|t| block_terms(t, cfg.chars))
-            .collect();
+        // Two passes over the texts, so that no document's terms are kept:
+        // the document frequencies first, then each text's features.
         let mut limits = vec![(cfg.min_df, cfg.max_terms)];
         limits.extend(cfg.chars.map(|c| (c.min_df, c.max_terms)));
+        let empty = || vec![HashMap::<u64, u32>::new(); limits.len()];
+        let df = texts
+            .par_iter()
+            .fold(empty, |mut df, t| {
+                for (d, terms) in df.iter_mut().zip(block_terms(t, cfg.chars)) {
+                    for (h, _) in terms {
+                        *d.entry(h).or_default() += 1;
+                    }
+                }
+                df
+            })
+            .reduce(empty, |mut a, mut b| {
+                for (x, y) in a.iter_mut().zip(b.iter_mut()) {
+                    if x.len() < y.len() {
+                        std::mem::swap(x, y);
+                    }
+                    for (h, c) in y.drain() {
+                        *x.entry(h).or_default() += c;
+                    }
+                }
+                a
+            });
         let mut blocks: Vec<Block> = Vec::with_capacity(limits.len());
         let mut offset = 0u32;
-        for (b, (min_df, max_terms)) in limits.into_iter().enumerate() {
-            let block = Block::fit(
-                docs.iter().map(|d| d[b].as_slice()),
-                n,
-                min_df,
-                max_terms,
-                offset,
-            );
+        for (df, (min_df, max_terms)) in df.into_iter().zip(limits) {
+            let block = Block::fit(df, n, min_df, max_terms, offset);
             offset += block.idf.len() as u32;
             blocks.push(block);
         }
@@ -291,13 +294,20 @@ impl Classifier {
             idx: Vec::new(),
             val: Vec::new(),
         };
-        let mut f = Vec::new();
-        for d in &docs {
-            f.clear();
-            model.features(d, &mut f);
-            rows.idx.extend(f.iter().map(|(i, _)| *i));
-            rows.val.extend(f.iter().map(|(_, v)| *v));
-            rows.ptr.push(rows.idx.len());
+        for chunk in texts.chunks(1024) {
+            let features: Vec<Vec<(u32, f32)>> = chunk
+                .par_iter()
+                .map(|t| {
+                    let mut f = Vec::new();
+                    model.features(&block_terms(t, model.chars), &mut f);
+                    f
+                })
+                .collect();
+            for f in features {
+                rows.idx.extend(f.iter().map(|(i, _)| *i));
+                rows.val.extend(f.iter().map(|(_, v)| *v));
+                rows.ptr.push(rows.idx.len());
+            }
         }
         let y: Vec<f64> = labels
             .iter()
@@ -325,13 +335,15 @@ impl Classifier {
         }
     }
 
-    /// Probability that `text` is machine-written; `None` when no term of
-    /// the text is in the vocabulary (another language or script, say):
-    /// the model knows nothing about it.
+    /// Probability that `text` is machine-written; `None` when none of its
+    /// words is in the vocabulary (another language or script, say): the
+    /// model knows nothing about it, even if the text shares a few
+    /// punctuation and spacing n-grams with the references.
     pub fn predict(&self, text: &str) -> Option<f64> {
         let mut f = Vec::new();
         self.features(&block_terms(text, self.chars), &mut f);
-        if f.is_empty() {
+        let words = self.blocks[0].idf.len() as u32;
+        if f.first().is_none_or(|(i, _)| *i >= words) {
             return None;
         }
         let z = f
@@ -391,8 +403,10 @@ mod tests {
             .predict("It is important to note that this comprehensive overview is essential.")
             .unwrap();
         let h = a.predict("i dunno mate, kinda rubbish lol").unwrap();
-        // Nothing it has seen: no opinion.
+        // Nothing it has seen: no opinion, even where punctuation and
+        // spacing n-grams are shared.
         assert_eq!(a.predict("Вчера вечером мы пили чай"), None);
+        assert_eq!(a.predict("Вчера, вечером, мы пили чай."), None);
         assert!(m > 0.5 && h < 0.5, "machine {m}, human {h}");
         assert_eq!(
             m,

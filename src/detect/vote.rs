@@ -179,6 +179,7 @@ pub fn vote(neighbours: &[Neighbour], cfg: &VoteConfig) -> Option<Verdict> {
         operating_point.as_ref(),
         used,
         group.as_ref(),
+        false,
     );
     Some(Verdict {
         note,
@@ -217,26 +218,27 @@ impl Verdict {
                 Label::Human
             };
         }
+        // A group the rule overruled is described once, with the reason.
+        let overruled = ruled.and(self.group.as_ref().filter(|g| g.label != self.label));
         self.note = disagreement(
             self.label,
             self.score,
             Some(p),
             self.operating_point.as_ref(),
             &self.neighbours,
-            self.group.as_ref(),
+            self.group.as_ref().filter(|_| overruled.is_none()),
+            overruled.is_some(),
         );
-        if let (Some(g), Some(_)) = (&self.group, ruled) {
-            if g.label != self.label {
-                let overruled = format!(
-                    "{}, but the classifier fitted on every reference (words and character n-grams) gives \
-                     {p:.3}, which outweighs so small a difference",
-                    g.describe()
-                );
-                self.note = Some(match self.note.take() {
-                    Some(n) => format!("{overruled}; {n}"),
-                    None => overruled,
-                });
-            }
+        if let Some(g) = overruled {
+            let why = format!(
+                "{}, but the classifier fitted on every reference (words and character \
+                 n-grams) gives {p:.3}, which outweighs so small a difference",
+                g.describe()
+            );
+            self.note = Some(match self.note.take() {
+                Some(n) => format!("{why}; {n}"),
+                None => why,
+            });
         }
     }
 }
@@ -251,6 +253,7 @@ fn disagreement(
     op: Option<&OperatingVerdict>,
     used: &[Neighbour],
     group: Option<&GroupVerdict>,
+    overruled: bool,
 ) -> Option<String> {
     let votes = used.iter().filter(|n| n.label == label).count();
     let group_note = group.map(GroupVerdict::describe);
@@ -271,7 +274,8 @@ fn disagreement(
     if let Some(g) = group_note {
         majority = format!("{g}; {majority}");
     }
-    let mut closer = if closest(other) > closest(label) {
+    // Only when the label has neighbours of its own to compare with.
+    let mut closer = if closest(label).is_finite() && closest(other) > closest(label) {
         format!(
             ": the closest {other} reference is more similar ({:.3}) than the closest \
              {label} one ({:.3}), and the score weighs closeness",
@@ -281,7 +285,8 @@ fn disagreement(
     } else {
         String::new()
     };
-    if let Some(p) = classifier {
+    // A note that already gives the classifier's reason need not repeat it.
+    if let Some(p) = classifier.filter(|_| !overruled) {
         closer.push_str(&format!(
             "; the score also weighs the classifier fitted on every reference, \
              which gives {p:.3}"
@@ -481,6 +486,31 @@ mod tests {
         assert!(note.contains("outweighs"), "{note}");
         assert!(
             note.starts_with("the closest group of references is human"),
+            "{note}"
+        );
+        // The group and the classifier are named once each.
+        assert_eq!(note.matches("the closest group").count(), 1, "{note}");
+        assert_eq!(note.matches("0.950").count(), 1, "{note}");
+        // Overruled where no neighbour shares the label: no comparison with
+        // a neighbour that is not there.
+        let all_machine = [
+            m(1, 0.81, "openai", "gpt-4"),
+            m(2, 0.80, "openai", "gpt-4"),
+            m(3, 0.79, "openai", "gpt-4"),
+        ];
+        let mut lone = vote(&all_machine, &cfg).unwrap();
+        assert_eq!(lone.label, Label::Machine);
+        lone.blend_rule = Some(BlendRule {
+            margin: 1.0,
+            classifier: 1.0,
+            bias: 0.0,
+        });
+        lone.group.as_mut().unwrap().human = Some(0.80);
+        lone.blend_classifier(0.01, 0.2);
+        assert_eq!(lone.label, Label::Human);
+        let note = lone.note.unwrap();
+        assert!(
+            note.contains("outweighs") && !note.contains("inf"),
             "{note}"
         );
         // One that agrees with the group changes nothing.
