@@ -1,14 +1,15 @@
-//! A supervised view beside the vote: word n-gram TF-IDF features and a
-//! logistic regression fitted on the labelled references.
+//! A supervised view beside the vote: word and character n-gram TF-IDF
+//! features and a logistic regression fitted on the labelled references.
 //!
 //! The k nearest references see a text's closest neighbours; a linear model
-//! fitted on every reference sees which words and word pairs separate people
-//! from machines across the whole set. It is refitted from the reference
+//! fitted on every reference sees which words, word pairs and character
+//! n-grams separate people from machines across the whole set. It is refitted from the reference
 //! texts whenever they change (seconds on a CPU, no trained weights, no
 //! encoder), so a few references of a new generator move it as they move
 //! the vote. Its probability is blended with the vote's score (see
 //! [`Verdict::blend_classifier`](super::Verdict::blend_classifier)); the
-//! majority label stays the vote's.
+//! label stays the vote's unless a calibrated blend rule
+//! ([`super::blend_rule`]) weighs a close group vote against it.
 //!
 //! Features, in up to two blocks:
 //! - words: the text is lower-cased and cut into words (runs of two or more
@@ -162,7 +163,8 @@ fn counted(sorted: impl IntoIterator<Item = u64>) -> Vec<(u64, u32)> {
     out
 }
 
-/// The terms of `text` in each block of features `cfg` asks for.
+/// The terms of `text` in each block of features: the words, then the
+/// character n-grams where `chars` asks for them.
 fn block_terms(text: &str, chars: Option<CharTerms>) -> Vec<Vec<(u64, u32)>> {
     let mut blocks = vec![terms(text)];
     if let Some(c) = chars {
