@@ -6,8 +6,9 @@
 //! moved on (a reference added or deleted here or by a replica). Until a
 //! refit finishes, queries use the previous fit: the neighbours see a new
 //! reference at once, the classifier within one fit (seconds). A refit runs
-//! on the blocking pool and the next one waits at least as long as the last
-//! took, so a stream of additions costs at most about half of one core.
+//! on one thread of the blocking pool and the next one waits at least as
+//! long as the last took, so a stream of additions costs at most about half
+//! of one core (the fit at start-up, before any query, uses every core).
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -71,6 +72,15 @@ pub async fn fit_store(
     store: &dyn Store,
     refs: &References,
 ) -> Result<(Option<Classifier>, i64), DetectError> {
+    fit_store_on(store, refs, None).await
+}
+
+/// [`fit_store`] on `threads` threads (`None`: all of the global pool).
+async fn fit_store_on(
+    store: &dyn Store,
+    refs: &References,
+    threads: Option<usize>,
+) -> Result<(Option<Classifier>, i64), DetectError> {
     let (applied, labels) = refs.labels();
     let mut texts = texts(store).await?;
     let model = tokio::task::spawn_blocking(move || {
@@ -82,7 +92,11 @@ pub async fn fit_store(
             .filter_map(|(id, label)| texts.remove(&id).map(|t| (t, label)))
             .unzip();
         let t: Vec<&str> = t.iter().map(String::as_str).collect();
-        Classifier::fit(&t, &l, &ClassifierConfig::default())
+        let fit = || Classifier::fit(&t, &l, &ClassifierConfig::default());
+        match threads.and_then(|n| rayon::ThreadPoolBuilder::new().num_threads(n).build().ok()) {
+            Some(pool) => pool.install(fit),
+            None => fit(),
+        }
     })
     .await
     .map_err(|_| DetectError::Worker(crate::encoder::WorkerError::Failed))?;
@@ -127,13 +141,18 @@ impl Supervised {
     /// Refits when the live set has moved past the current fit; `true`
     /// when it did. A set with one label only keeps the previous fit.
     pub async fn refit(&self) -> Result<bool, DetectError> {
+        self.refit_on(None).await
+    }
+
+    /// [`Self::refit`] on `threads` threads (`None`: all of the global pool).
+    async fn refit_on(&self, threads: Option<usize>) -> Result<bool, DetectError> {
         let _one = self.fitting.lock().await;
         let refs = self.live.snapshot();
         if self.current().is_some_and(|f| f.applied == refs.applied()) {
             return Ok(false);
         }
         let started = Instant::now();
-        let (fitted, applied) = fit_store(self.store.as_ref(), &refs).await?;
+        let (fitted, applied) = fit_store_on(self.store.as_ref(), &refs, threads).await?;
         let seconds = started.elapsed().as_secs_f64();
         let Some(model) = fitted else {
             return Ok(false);
@@ -155,11 +174,12 @@ impl Supervised {
         Ok(true)
     }
 
-    /// Refits whenever the live set moves on, until the process ends.
+    /// Refits whenever the live set moves on, until the process ends. A
+    /// refit runs on one thread, so that detection keeps the other cores.
     pub async fn follow(self: Arc<Self>, poll: Duration) {
         loop {
             tokio::time::sleep(poll).await;
-            match self.refit().await {
+            match self.refit_on(Some(1)).await {
                 Ok(true) => {
                     // Rest as long as the fit took.
                     let took = self.current().map_or(0.0, |f| f.seconds);
