@@ -173,6 +173,33 @@ fn block_terms(text: &str, chars: Option<CharTerms>) -> Vec<Vec<(u64, u32)>> {
     blocks
 }
 
+/// For each block of features, the number of `texts` each term occurs in.
+fn document_frequencies(texts: &[&str], chars: Option<CharTerms>) -> Vec<HashMap<u64, u32>> {
+    use rayon::prelude::*;
+    let empty = || vec![HashMap::<u64, u32>::new(); 1 + usize::from(chars.is_some())];
+    texts
+        .par_iter()
+        .fold(empty, |mut df, t| {
+            for (d, terms) in df.iter_mut().zip(block_terms(t, chars)) {
+                for (h, _) in terms {
+                    *d.entry(h).or_default() += 1;
+                }
+            }
+            df
+        })
+        .reduce(empty, |mut a, mut b| {
+            for (x, y) in a.iter_mut().zip(b.iter_mut()) {
+                if x.len() < y.len() {
+                    std::mem::swap(x, y);
+                }
+                for (h, c) in y.drain() {
+                    *x.entry(h).or_default() += c;
+                }
+            }
+            a
+        })
+}
+
 /// One block of features: its vocabulary, IDF weights and where its
 /// features start among the regression's weights.
 #[derive(Debug, Clone)]
@@ -248,33 +275,11 @@ impl Classifier {
         if n_machine == 0 || n_machine == n {
             return None;
         }
-        use rayon::prelude::*;
         // Two passes over the texts, so that no document's terms are kept:
         // the document frequencies first, then each text's features.
         let mut limits = vec![(cfg.min_df, cfg.max_terms)];
         limits.extend(cfg.chars.map(|c| (c.min_df, c.max_terms)));
-        let empty = || vec![HashMap::<u64, u32>::new(); limits.len()];
-        let df = texts
-            .par_iter()
-            .fold(empty, |mut df, t| {
-                for (d, terms) in df.iter_mut().zip(block_terms(t, cfg.chars)) {
-                    for (h, _) in terms {
-                        *d.entry(h).or_default() += 1;
-                    }
-                }
-                df
-            })
-            .reduce(empty, |mut a, mut b| {
-                for (x, y) in a.iter_mut().zip(b.iter_mut()) {
-                    if x.len() < y.len() {
-                        std::mem::swap(x, y);
-                    }
-                    for (h, c) in y.drain() {
-                        *x.entry(h).or_default() += c;
-                    }
-                }
-                a
-            });
+        let df = document_frequencies(texts, cfg.chars);
         let mut blocks: Vec<Block> = Vec::with_capacity(limits.len());
         let mut offset = 0u32;
         for (df, (min_df, max_terms)) in df.into_iter().zip(limits) {
@@ -291,26 +296,7 @@ impl Classifier {
             fitted_on: n,
             iterations: 0,
         };
-        let mut rows = Rows {
-            ptr: vec![0],
-            idx: Vec::new(),
-            val: Vec::new(),
-        };
-        for chunk in texts.chunks(1024) {
-            let features: Vec<Vec<(u32, f32)>> = chunk
-                .par_iter()
-                .map(|t| {
-                    let mut f = Vec::new();
-                    model.features(&block_terms(t, model.chars), &mut f);
-                    f
-                })
-                .collect();
-            for f in features {
-                rows.idx.extend(f.iter().map(|(i, _)| *i));
-                rows.val.extend(f.iter().map(|(_, v)| *v));
-                rows.ptr.push(rows.idx.len());
-            }
-        }
+        let rows = model.rows(texts);
         let y: Vec<f64> = labels
             .iter()
             .map(|l| f64::from(u8::from(*l == Label::Machine)))
@@ -327,6 +313,33 @@ impl Classifier {
         model.weights.truncate(dim);
         model.iterations = iterations;
         Some(model)
+    }
+
+    /// The features of `texts`, one row each (computed a chunk at a time,
+    /// so that only the rows are kept).
+    fn rows(&self, texts: &[&str]) -> Rows {
+        use rayon::prelude::*;
+        let mut rows = Rows {
+            ptr: vec![0],
+            idx: Vec::new(),
+            val: Vec::new(),
+        };
+        for chunk in texts.chunks(1024) {
+            let features: Vec<Vec<(u32, f32)>> = chunk
+                .par_iter()
+                .map(|t| {
+                    let mut f = Vec::new();
+                    self.features(&block_terms(t, self.chars), &mut f);
+                    f
+                })
+                .collect();
+            for f in features {
+                rows.idx.extend(f.iter().map(|(i, _)| *i));
+                rows.val.extend(f.iter().map(|(_, v)| *v));
+                rows.ptr.push(rows.idx.len());
+            }
+        }
+        rows
     }
 
     /// The features of a text's terms: each block's unit-length TF-IDF

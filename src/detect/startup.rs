@@ -105,9 +105,10 @@ pub async fn open(
         }
     };
     // A calibration for another classifier weight, or for another
-    // classifier, chose its thresholds and rule on other scores, one made without the encoder's held-out split on texts
-    // the encoder knows, and one that never compared the group votes with
-    // the majority: calibrated again.
+    // classifier, chose its thresholds and rule on other scores; one made
+    // without the encoder's held-out split validated on texts the encoder
+    // knows; one made before group votes never compared them with the
+    // majority: each is calibrated again.
     let calibration = match calibrate::stored(store, encoder.id()).await?.filter(|c| {
         c.classifier_weight == classifier_weight
             && c.made_with_current_classifier()
