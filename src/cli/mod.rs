@@ -63,7 +63,7 @@ pub enum Command {
     /// Re-embed every stored reference with the running encoder.
     Reindex(reindex::ReindexArgs),
     /// Score a labelled file against references built from labelled files.
-    Eval(eval::EvalArgs),
+    Eval(Box<eval::EvalArgs>),
     /// Run the HTTP service.
     Serve(serve::ServeArgs),
     /// Manage API keys.

@@ -7,6 +7,7 @@
 //! are chosen on it with references that exclude it; the scored set is only
 //! ever scored.
 pub mod cache;
+pub mod classifier_cv;
 pub mod generalization;
 pub mod metrics;
 pub mod plot;

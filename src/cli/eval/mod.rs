@@ -35,7 +35,7 @@ pub struct EvalArgs {
     #[arg(long)]
     pub db: Option<String>,
     /// The file to score.
-    #[arg(long, required_unless_present = "choose_view")]
+    #[arg(long, required_unless_present_any = ["choose_view", "classifier_cs"])]
     pub test: Option<PathBuf>,
     /// Write the JSON report here.
     #[arg(long)]
@@ -85,6 +85,11 @@ pub struct EvalArgs {
     /// and name the best.
     #[arg(long)]
     pub choose_view: bool,
+    /// Cross-validate the classifier's regularisation C over these values
+    /// on the references alone (each large domain and machine family held
+    /// out in turn) and name the best; no --test needed.
+    #[arg(long, value_delimiter = ',')]
+    pub classifier_cs: Vec<f64>,
     /// With --choose-view: domains left out of the references in turn
     /// (comma-separated), each scored on its validation texts, then with
     /// --adapt-count of its references added back.
@@ -237,6 +242,37 @@ fn generalization(
     write_reports(args, &report, &md)
 }
 
+/// `--classifier-cs`: the classifier's C cross-validated on the references.
+fn classifier_cv(
+    args: &EvalArgs,
+    rows: &[VectorRow],
+    texts: &[&str],
+    domains: &[Option<String>],
+) -> anyhow::Result<()> {
+    use crate::eval::classifier_cv::{cross_validate, CvInput, MIN_FOLD};
+    let labels: Vec<_> = rows.iter().map(|r| r.label).collect();
+    let families: Vec<_> = rows.iter().map(|r| r.family.clone()).collect();
+    let bar = progress(None, "classifier fits");
+    let report = cross_validate(
+        &CvInput {
+            texts,
+            labels: &labels,
+            domains,
+            families: &families,
+        },
+        &args.classifier_cs,
+        MIN_FOLD,
+        &|done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        },
+    );
+    bar.finish_and_clear();
+    let md = report.markdown();
+    println!("{md}");
+    write_reports(args, &report, &md)
+}
+
 /// A labelled file's neural vectors (cached per neural encoder, so views
 /// can be compared without re-embedding).
 fn load(
@@ -295,7 +331,8 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     let encoder = args.encoder.load()?;
     let cache = (!args.no_cache).then_some(args.cache.as_path());
     let started = Instant::now();
-    let with_domains = args.choose_view && !args.leave_domain_out.is_empty();
+    let with_domains =
+        (args.choose_view && !args.leave_domain_out.is_empty()) || !args.classifier_cs.is_empty();
     let (mut rows, mut texts, mut domains) = match &args.db {
         Some(db) => store_rows(db, encoder.inner(), with_domains)?,
         None => Default::default(),
@@ -316,6 +353,9 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     if args.choose_view {
         return view::choose_view(args, &encoder, &rows, &texts, domains);
     }
+    if !args.classifier_cs.is_empty() {
+        return classifier_cv(args, &rows, &texts, &domains);
+    }
     let view = encoder.view();
     let fused = view.finish(&texts, rows.iter().map(|r| r.embedding.clone()).collect());
     for (r, v) in rows.iter_mut().zip(fused) {
@@ -324,7 +364,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     let test_path = args
         .test
         .as_deref()
-        .context("--test is required (except with --choose-view)")?;
+        .context("--test is required (except with --choose-view or --classifier-cs)")?;
     let mut test = load(test_path, encoder.inner(), cache)?;
     let test_texts: Vec<&str> = test.records.iter().map(|r| r.text.as_str()).collect();
     test.vectors = view.finish(&test_texts, std::mem::take(&mut test.vectors));
