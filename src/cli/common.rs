@@ -36,8 +36,8 @@ pub struct IndexArgs {
     #[arg(long, env = "DETECTIVE_HNSW_EF_SEARCH", default_value_t = HnswParams::default().ef_search)]
     pub ef_search: usize,
     /// Folder of index snapshots, loaded at start-up instead of rebuilding
-    /// the index: auto (next to a SQLite file; none for PostgreSQL), none,
-    /// or a path (on local disk, one per replica).
+    /// the index: auto (next to a SQLite file; none for PostgreSQL), none
+    /// (or off), or a path (on local disk, one per replica).
     #[arg(long, env = "DETECTIVE_SNAPSHOT_DIR", default_value = "auto")]
     pub snapshot_dir: String,
     /// Weight (0-1) of the classifier (word and character n-grams, fitted
@@ -88,7 +88,7 @@ impl IndexArgs {
     /// The snapshot folder for the store at `db`, if any.
     pub fn snapshot_dir(&self, db: &str) -> Option<PathBuf> {
         match self.snapshot_dir.as_str() {
-            "none" | "" => None,
+            "none" | "off" | "" => None,
             "auto" => sqlite_file(db).map(|file| PathBuf::from(format!("{file}.index"))),
             dir => Some(PathBuf::from(dir)),
         }
@@ -166,4 +166,35 @@ pub async fn open_references(
         eprintln!("store seeded with {} default references", opened.seeded);
     }
     Ok(opened)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::IndexArgs;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        index: IndexArgs,
+    }
+
+    fn dir(value: &str, db: &str) -> Option<std::path::PathBuf> {
+        Cli::parse_from(["t", "--snapshot-dir", value])
+            .index
+            .snapshot_dir(db)
+    }
+
+    #[test]
+    fn snapshot_dir_is_auto_none_off_or_a_path() {
+        assert_eq!(
+            dir("auto", "detective.db"),
+            Some("detective.db.index".into())
+        );
+        assert_eq!(dir("auto", "postgres://u@h/d"), None);
+        assert_eq!(dir("none", "detective.db"), None);
+        assert_eq!(dir("off", "detective.db"), None);
+        assert_eq!(dir("snaps", "detective.db"), Some("snaps".into()));
+    }
 }
