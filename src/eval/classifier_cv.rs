@@ -159,18 +159,18 @@ pub fn cross_validate(
             avg_rec,
         });
     }
-    let mean =
-        |j: usize| -> f64 { out.iter().map(|f| f.auroc[j]).sum::<f64>() / out.len().max(1) as f64 };
-    let chosen = (0..cs.len())
-        .max_by(|&a, &b| mean(a).total_cmp(&mean(b)))
-        .map_or(ClassifierConfig::default().c, |j| cs[j]);
-    CvReport {
+    let mut report = CvReport {
         references: input.texts.len(),
         cs: cs.to_vec(),
         folds: out,
-        chosen,
+        chosen: ClassifierConfig::default().c,
         default: ClassifierConfig::default().c,
+    };
+    let means = report.means(None);
+    if let Some(j) = (0..cs.len()).max_by(|&a, &b| means[a].0.total_cmp(&means[b].0)) {
+        report.chosen = cs[j];
     }
+    report
 }
 
 impl CvReport {
