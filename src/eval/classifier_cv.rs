@@ -1,4 +1,5 @@
-//! Choosing the classifier's regularisation on the references alone.
+//! Choosing the classifier's regularisation and its masked block on the
+//! references alone.
 //!
 //! The benchmark's rows measure texts the references do not cover: another
 //! domain (OUTFOX essays) or a generator family they lack. A choice of `C`
@@ -7,12 +8,14 @@
 //! references are cut into folds the way the benchmark cuts: each large
 //! domain held out in turn (its human and machine texts), and each large
 //! machine family held out in turn (its texts and every fourth human text).
-//! For every `C` the classifier is fitted on the rest and scored on the fold;
-//! the `C` with the best mean AUROC over all folds is chosen.
+//! For every candidate (a `C`, and how many common words the masked
+//! character block keeps, or no such block) the classifier is fitted on the
+//! rest and scored on the fold; the candidate with the best mean AUROC over
+//! all folds is chosen.
 use serde::Serialize;
 
 use super::metrics::{auc, roc_curve, summarize, Scored};
-use crate::detect::classifier::{Classifier, ClassifierConfig};
+use crate::detect::classifier::{Classifier, ClassifierConfig, MaskedTerms};
 use crate::store::Label;
 
 /// Folds smaller than this many references are not held out.
@@ -26,6 +29,52 @@ pub struct CvInput<'a> {
     pub families: &'a [Option<String>],
 }
 
+/// One classifier setting cross-validation compares.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct Candidate {
+    pub c: f64,
+    /// Common words the masked block keeps (0: no masked block).
+    pub keep_words: usize,
+}
+
+impl Candidate {
+    /// The shipped default's setting.
+    pub fn default_setting() -> Self {
+        let d = ClassifierConfig::default();
+        Self {
+            c: d.c,
+            keep_words: d.masked.map_or(0, |m| m.keep_words),
+        }
+    }
+
+    /// The default configuration with this `C` and masked block.
+    pub fn config(&self) -> ClassifierConfig {
+        let d = ClassifierConfig::default();
+        ClassifierConfig {
+            c: self.c,
+            masked: (self.keep_words > 0).then(|| MaskedTerms {
+                keep_words: self.keep_words,
+                ..d.masked.unwrap_or_default()
+            }),
+            ..d
+        }
+    }
+
+    /// Every pairing of the `cs` with the `keep_words`.
+    pub fn grid(cs: &[f64], keep_words: &[usize]) -> Vec<Self> {
+        cs.iter()
+            .flat_map(|&c| keep_words.iter().map(move |&k| Self { c, keep_words: k }))
+            .collect()
+    }
+
+    fn name(&self) -> String {
+        match self.keep_words {
+            0 => format!("C = {}, unmasked", self.c),
+            k => format!("C = {}, masked {k}", self.c),
+        }
+    }
+}
+
 /// One held-out fold.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Fold {
@@ -34,7 +83,8 @@ pub struct Fold {
     pub held_out: String,
     pub human: usize,
     pub machine: usize,
-    /// AUROC and AvgRec (threshold 0.5) for each `C`, in the order given.
+    /// AUROC and AvgRec (threshold 0.5) for each candidate, in the order
+    /// given.
     pub auroc: Vec<f64>,
     pub avg_rec: Vec<f64>,
 }
@@ -42,12 +92,12 @@ pub struct Fold {
 #[derive(Debug, Clone, Serialize)]
 pub struct CvReport {
     pub references: usize,
-    pub cs: Vec<f64>,
+    pub candidates: Vec<Candidate>,
     pub folds: Vec<Fold>,
-    /// The `C` with the best mean AUROC over all folds.
-    pub chosen: f64,
-    /// The shipped default's `C`.
-    pub default: f64,
+    /// The candidate with the best mean AUROC over all folds.
+    pub chosen: Candidate,
+    /// The shipped default's setting.
+    pub default: Candidate,
 }
 
 /// Which references each fold holds out (`true`: scored, not fitted on).
@@ -98,16 +148,16 @@ fn folds(input: &CvInput, min_fold: usize) -> Vec<(&'static str, String, Vec<boo
     out
 }
 
-/// Cross-validates the classifier's `C` over domain and family folds of the
-/// references; `progress(done, total)` after each fit.
+/// Cross-validates the classifier's `candidates` over domain and family
+/// folds of the references; `progress(done, total)` after each fit.
 pub fn cross_validate(
     input: &CvInput,
-    cs: &[f64],
+    candidates: &[Candidate],
     min_fold: usize,
     progress: &dyn Fn(usize, usize),
 ) -> CvReport {
     let plan = folds(input, min_fold);
-    let total = plan.len() * cs.len();
+    let total = plan.len() * candidates.len();
     let mut done = 0;
     let mut out = Vec::new();
     for (kind, name, held) in plan {
@@ -122,12 +172,8 @@ pub fn cross_validate(
             }
         }
         let (mut auroc, mut avg_rec) = (Vec::new(), Vec::new());
-        for &c in cs {
-            let cfg = ClassifierConfig {
-                c,
-                ..ClassifierConfig::default()
-            };
-            let model = Classifier::fit(&fit_t, &fit_l, &cfg);
+        for candidate in candidates {
+            let model = Classifier::fit(&fit_t, &fit_l, &candidate.config());
             let rows: Vec<Scored> = score_t
                 .iter()
                 .zip(&truth)
@@ -161,20 +207,21 @@ pub fn cross_validate(
     }
     let mut report = CvReport {
         references: input.texts.len(),
-        cs: cs.to_vec(),
+        candidates: candidates.to_vec(),
         folds: out,
-        chosen: ClassifierConfig::default().c,
-        default: ClassifierConfig::default().c,
+        chosen: Candidate::default_setting(),
+        default: Candidate::default_setting(),
     };
     let means = report.means(None);
-    if let Some(j) = (0..cs.len()).max_by(|&a, &b| means[a].0.total_cmp(&means[b].0)) {
-        report.chosen = cs[j];
+    if let Some(j) = (0..candidates.len()).max_by(|&a, &b| means[a].0.total_cmp(&means[b].0)) {
+        report.chosen = candidates[j];
     }
     report
 }
 
 impl CvReport {
-    /// Mean AUROC and AvgRec of the folds of `kind` (`None`: all) for each `C`.
+    /// Mean AUROC and AvgRec of the folds of `kind` (`None`: all) for each
+    /// candidate.
     pub fn means(&self, kind: Option<&str>) -> Vec<(f64, f64)> {
         let folds: Vec<&Fold> = self
             .folds
@@ -182,7 +229,7 @@ impl CvReport {
             .filter(|f| kind.is_none_or(|k| f.kind == k))
             .collect();
         let n = folds.len().max(1) as f64;
-        (0..self.cs.len())
+        (0..self.candidates.len())
             .map(|j| {
                 (
                     folds.iter().map(|f| f.auroc[j]).sum::<f64>() / n,
@@ -194,16 +241,16 @@ impl CvReport {
 
     pub fn markdown(&self) -> String {
         let mut s = format!(
-            "Classifier regularisation cross-validated on {} references: each domain and each machine \
+            "Classifier settings cross-validated on {} references: each domain and each machine \
              family of at least {MIN_FOLD} references held out in turn (AUROC / AvgRec at 0.5).\n\n",
             self.references
         );
         s.push_str("| held out | human | machine |");
-        for c in &self.cs {
-            s.push_str(&format!(" C = {c} |"));
+        for c in &self.candidates {
+            s.push_str(&format!(" {} |", c.name()));
         }
         s.push_str("\n|---|---|---|");
-        s.push_str(&"---|".repeat(self.cs.len()));
+        s.push_str(&"---|".repeat(self.candidates.len()));
         s.push('\n');
         for f in &self.folds {
             s.push_str(&format!(
@@ -227,8 +274,9 @@ impl CvReport {
             s.push('\n');
         }
         s.push_str(&format!(
-            "\nChosen by mean AUROC over all folds: C = {} (default {}).\n",
-            self.chosen, self.default
+            "\nChosen by mean AUROC over all folds: {} (default {}).\n",
+            self.chosen.name(),
+            self.default.name()
         ));
         s
     }
@@ -278,7 +326,11 @@ mod tests {
             families: &f,
         };
         let calls = std::cell::Cell::new(0);
-        let report = cross_validate(&input, &[1.0, 10.0], 10, &|done, total| {
+        let grid = Candidate::grid(&[1.0, 10.0], &[0, 4]);
+        assert_eq!(grid.len(), 4);
+        assert_eq!(grid[1].config().masked.map(|m| m.keep_words), Some(4));
+        assert_eq!(grid[0].config().masked, None);
+        let report = cross_validate(&input, &grid, 10, &|done, total| {
             calls.set(calls.get() + 1);
             assert!(done <= total);
         });
@@ -296,7 +348,7 @@ mod tests {
                 ("family", "beta")
             ]
         );
-        assert_eq!(calls.get(), 8);
+        assert_eq!(calls.get(), 16);
         // A family fold scores that family and every fourth human only.
         let alpha = &report.folds[2];
         assert_eq!((alpha.machine, alpha.human), (16, 4));
@@ -306,9 +358,10 @@ mod tests {
                 assert!(a > 0.99 && r > 99.0, "{fold:?}");
             }
         }
-        assert!([1.0, 10.0].contains(&report.chosen));
+        assert!(grid.contains(&report.chosen));
         let md = report.markdown();
         assert!(md.contains("| family beta | 4 | 16 |"), "{md}");
+        assert!(md.contains("| C = 10, masked 4 |"), "{md}");
         assert!(md.contains("Chosen by mean AUROC"), "{md}");
     }
 

@@ -90,6 +90,11 @@ pub struct EvalArgs {
     /// out in turn) and name the best; no --test needed.
     #[arg(long, value_delimiter = ',')]
     pub classifier_cs: Vec<f64>,
+    /// With --classifier-cs: how many common words the classifier's masked
+    /// character block keeps, each value tried with each C (0: no masked
+    /// block; default: the shipped value alone).
+    #[arg(long, value_delimiter = ',', requires = "classifier_cs")]
+    pub classifier_keep_words: Vec<usize>,
     /// With --choose-view: domains left out of the references in turn
     /// (comma-separated), each scored on its validation texts, then with
     /// --adapt-count of its references added back.
@@ -242,16 +247,22 @@ fn generalization(
     write_reports(args, &report, &md)
 }
 
-/// `--classifier-cs`: the classifier's C cross-validated on the references.
+/// `--classifier-cs`: the classifier's C (and masked block) cross-validated
+/// on the references.
 fn classifier_cv(
     args: &EvalArgs,
     rows: &[VectorRow],
     texts: &[&str],
     domains: &[Option<String>],
 ) -> anyhow::Result<()> {
-    use crate::eval::classifier_cv::{cross_validate, CvInput, MIN_FOLD};
+    use crate::eval::classifier_cv::{cross_validate, Candidate, CvInput, MIN_FOLD};
     let labels: Vec<_> = rows.iter().map(|r| r.label).collect();
     let families: Vec<_> = rows.iter().map(|r| r.family.clone()).collect();
+    let keep_words = if args.classifier_keep_words.is_empty() {
+        vec![Candidate::default_setting().keep_words]
+    } else {
+        args.classifier_keep_words.clone()
+    };
     let bar = progress(None, "classifier fits");
     let report = cross_validate(
         &CvInput {
@@ -260,7 +271,7 @@ fn classifier_cv(
             domains,
             families: &families,
         },
-        &args.classifier_cs,
+        &Candidate::grid(&args.classifier_cs, &keep_words),
         MIN_FOLD,
         &|done, total| {
             bar.set_length(total as u64);
