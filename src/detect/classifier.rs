@@ -241,14 +241,22 @@ fn split_words(text: &str, mut each: impl FnMut(&str, bool)) {
     }
 }
 
-/// The hash a word is kept by: its lower-cased form's.
+/// The hash a word is kept by: FNV-1a of its lower-cased characters,
+/// hashed as they are lowered (no string is built).
 fn word_key(word: &str) -> u64 {
-    fnv(word.to_lowercase().as_bytes())
+    let mut buf = [0u8; 4];
+    word.chars()
+        .flat_map(char::to_lowercase)
+        .fold(FNV_OFFSET, |h, c| {
+            c.encode_utf8(&mut buf)
+                .bytes()
+                .fold(h, |h, b| (h ^ u64::from(b)).wrapping_mul(FNV_PRIME))
+        })
 }
 
 /// `text` with every word whose key is not in `keep` masked: each of its
 /// characters replaced by `*`.
-pub fn mask_uncommon(text: &str, keep: &HashSet<u64>) -> String {
+fn mask_uncommon(text: &str, keep: &HashSet<u64>) -> String {
     let mut out = String::with_capacity(text.len());
     split_words(text, |w, is_word| {
         if !is_word || keep.contains(&word_key(w)) {
@@ -269,8 +277,11 @@ fn common_words(texts: &[&str], keep: usize) -> HashSet<u64> {
         .fold(HashMap::<u64, u32>::new, |mut df, t| {
             let mut seen = HashSet::new();
             split_words(t, |w, is_word| {
-                if is_word && seen.insert(word_key(w)) {
-                    *df.entry(word_key(w)).or_default() += 1;
+                if is_word {
+                    let key = word_key(w);
+                    if seen.insert(key) {
+                        *df.entry(key).or_default() += 1;
+                    }
                 }
             });
             df
