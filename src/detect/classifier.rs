@@ -35,7 +35,8 @@
 //! length, so each block weighs the same. The regression minimises `|w|^2 /
 //! 2 + C * sum_i s_i * logloss_i` with class-balanced sample weights `s_i`
 //! (L-BFGS).
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap as StdHashMap, HashSet as StdHashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use super::logistic::{fit_logistic, sigmoid, Rows};
 use crate::encoder::lexical::ngram_hashes;
@@ -148,6 +149,33 @@ impl ClassifierConfig {
         tag
     }
 }
+
+/// Hashes a key that is already a 64-bit hash of a term: one multiply
+/// folds its high bits into the low ones the table indexes by. The default
+/// SipHash would cost more than everything else a lookup does.
+#[derive(Default, Clone, Copy)]
+struct TermHasher(u64);
+
+impl Hasher for TermHasher {
+    fn finish(&self) -> u64 {
+        let h = self.0.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        h ^ (h >> 32)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(FNV_PRIME);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// Maps and sets keyed by term hashes.
+type HashMap<K, V> = StdHashMap<K, V, BuildHasherDefault<TermHasher>>;
+type HashSet<K> = StdHashSet<K, BuildHasherDefault<TermHasher>>;
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
@@ -274,8 +302,8 @@ fn common_words(texts: &[&str], keep: usize) -> HashSet<u64> {
     use rayon::prelude::*;
     let df = texts
         .par_iter()
-        .fold(HashMap::<u64, u32>::new, |mut df, t| {
-            let mut seen = HashSet::new();
+        .fold(HashMap::<u64, u32>::default, |mut df, t| {
+            let mut seen = HashSet::default();
             split_words(t, |w, is_word| {
                 if is_word {
                     let key = word_key(w);
@@ -286,7 +314,7 @@ fn common_words(texts: &[&str], keep: usize) -> HashSet<u64> {
             });
             df
         })
-        .reduce(HashMap::new, merge_counts);
+        .reduce(HashMap::default, merge_counts);
     let mut words: Vec<(u64, u32)> = df.into_iter().collect();
     words.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     words.into_iter().take(keep).map(|(h, _)| h).collect()
@@ -325,7 +353,7 @@ fn block_terms(text: &str, reading: Reading) -> Vec<Vec<(u64, u32)>> {
 fn document_frequencies(texts: &[&str], reading: Reading) -> Vec<HashMap<u64, u32>> {
     use rayon::prelude::*;
     let blocks = 1 + usize::from(reading.chars.is_some()) + usize::from(reading.masked.is_some());
-    let empty = || vec![HashMap::<u64, u32>::new(); blocks];
+    let empty = || vec![HashMap::<u64, u32>::default(); blocks];
     texts
         .par_iter()
         .fold(empty, |mut df, t| {
