@@ -39,7 +39,7 @@ use std::collections::{HashMap as StdHashMap, HashSet as StdHashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 
 use super::logistic::{fit_logistic, sigmoid, Rows};
-use crate::encoder::lexical::ngram_hashes;
+use crate::encoder::lexical::{ngram_hashes, ngram_hashes_of_normalized};
 use crate::store::Label;
 
 /// Weight of the classifier in the score by default: the weight with the
@@ -339,8 +339,10 @@ fn block_terms(text: &str, reading: Reading) -> Vec<Vec<(u64, u32)>> {
         blocks.push(counted(ngram_hashes(text, c.min_n, c.max_n)));
     }
     if let Some(m) = reading.masked {
+        // The masked text is NFC already: masking only replaces whole
+        // words, and `*` composes with nothing.
         let masked = mask_uncommon(text, &m.keep);
-        blocks.push(counted(ngram_hashes(
+        blocks.push(counted(ngram_hashes_of_normalized(
             &masked,
             m.ngrams.min_n,
             m.ngrams.max_n,
@@ -690,6 +692,28 @@ mod tests {
         assert_eq!(mask_uncommon("cafe\u{301} sat", &keep), "**** sat");
         assert_eq!(common_words(&texts, 0).len(), 0);
         assert_eq!(common_words(&texts, 100).len(), 9);
+    }
+
+    /// The masked text is read without normalising it again: it must be
+    /// NFC already, whatever the text (decomposed letters, marks that
+    /// compose with nothing, Hangul jamo, other scripts, emoji).
+    #[test]
+    fn masked_texts_are_already_normalised() {
+        let texts = [
+            "The cafe\u{301} sat on the q\u{301}uay.",
+            "the \u{1100}\u{1161}\u{11a8} sat ON a\u{30a}\u{301} log",
+            "Ελληνικά σ the ÅNGSTRÖM; 日本語 the 🙂 e\u{327}\u{301}",
+            "a\u{301}\u{327} x\u{20db}y \u{fb01}ne the",
+        ];
+        let keep = common_words(&texts, 4);
+        for t in texts {
+            let masked = mask_uncommon(t, &keep);
+            assert_eq!(
+                ngram_hashes(&masked, 2, 4),
+                ngram_hashes_of_normalized(&masked, 2, 4),
+                "{masked:?}"
+            );
+        }
     }
 
     /// Two styles told apart only by punctuation, each pair of texts on a

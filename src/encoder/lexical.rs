@@ -146,6 +146,18 @@ impl Lexical {
 /// sorted: equal n-grams are adjacent.
 pub fn ngram_hashes(text: &str, min_n: usize, max_n: usize) -> Vec<u64> {
     let chars: Vec<char> = text.nfc().take(MAX_CHARS).collect();
+    hashes_of(&chars, min_n, max_n)
+}
+
+/// [`ngram_hashes`] of a text that is already NFC-normalised (the same
+/// hashes, without normalising it again).
+pub fn ngram_hashes_of_normalized(text: &str, min_n: usize, max_n: usize) -> Vec<u64> {
+    let chars: Vec<char> = text.chars().take(MAX_CHARS).collect();
+    hashes_of(&chars, min_n, max_n)
+}
+
+/// The sorted hashes of every `min_n`- to `max_n`-gram of `chars`.
+fn hashes_of(chars: &[char], min_n: usize, max_n: usize) -> Vec<u64> {
     let mut hashes = Vec::with_capacity(chars.len() * (max_n + 1).saturating_sub(min_n));
     let mut buf = [0u8; 4];
     for start in 0..chars.len() {
