@@ -39,7 +39,7 @@ use std::collections::{HashMap as StdHashMap, HashSet as StdHashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 
 use super::logistic::{fit_logistic, sigmoid, Rows};
-use crate::encoder::lexical::{ngram_hashes, ngram_hashes_of_normalized};
+use crate::encoder::lexical::ngram_hashes_of_normalized;
 use crate::store::Label;
 
 /// Weight of the classifier in the score by default: the weight with the
@@ -246,14 +246,19 @@ struct Reading<'a> {
     masked: Option<&'a Masking>,
 }
 
-/// Calls `each(word, is_word)` for the runs of letters, digits and `_` in
-/// `text` (NFC, its first [`MAX_CHARS`] characters) and for each character
-/// between them.
-fn split_words(text: &str, mut each: impl FnMut(&str, bool)) {
+/// The NFC form of `text`'s first [`MAX_CHARS`] characters: what the
+/// character blocks read.
+fn normalized(text: &str) -> String {
     use unicode_normalization::UnicodeNormalization;
+    text.nfc().take(MAX_CHARS).collect()
+}
+
+/// Calls `each(word, is_word)` for the runs of letters, digits and `_` in
+/// `text` (already [`normalized`]) and for each character between them.
+fn split_words(text: &str, mut each: impl FnMut(&str, bool)) {
     let mut word = String::new();
     let mut other = [0u8; 4];
-    for c in text.nfc().take(MAX_CHARS) {
+    for c in text.chars() {
         if c.is_alphanumeric() || c == '_' {
             word.push(c);
         } else {
@@ -282,8 +287,9 @@ fn word_key(word: &str) -> u64 {
         })
 }
 
-/// `text` with every word whose key is not in `keep` masked: each of its
-/// characters replaced by `*`.
+/// `text` (already [`normalized`]) with every word whose key is not in
+/// `keep` masked: each of its characters replaced by `*`. The result is
+/// NFC too: masking replaces whole words, and `*` composes with nothing.
 fn mask_uncommon(text: &str, keep: &HashSet<u64>) -> String {
     let mut out = String::with_capacity(text.len());
     split_words(text, |w, is_word| {
@@ -304,7 +310,7 @@ fn common_words(texts: &[&str], keep: usize) -> HashSet<u64> {
         .par_iter()
         .fold(HashMap::<u64, u32>::default, |mut df, t| {
             let mut seen = HashSet::default();
-            split_words(t, |w, is_word| {
+            split_words(&normalized(t), |w, is_word| {
                 if is_word {
                     let key = word_key(w);
                     if seen.insert(key) {
@@ -335,13 +341,16 @@ fn merge_counts(mut a: HashMap<u64, u32>, mut b: HashMap<u64, u32>) -> HashMap<u
 /// character n-grams and the masked ones where `reading` asks for them.
 fn block_terms(text: &str, reading: Reading) -> Vec<Vec<(u64, u32)>> {
     let mut blocks = vec![terms(text)];
+    if reading.chars.is_none() && reading.masked.is_none() {
+        return blocks;
+    }
+    // Both character blocks read the NFC text: normalised once, here.
+    let text = normalized(text);
     if let Some(c) = reading.chars {
-        blocks.push(counted(ngram_hashes(text, c.min_n, c.max_n)));
+        blocks.push(counted(ngram_hashes_of_normalized(&text, c.min_n, c.max_n)));
     }
     if let Some(m) = reading.masked {
-        // The masked text is NFC already: masking only replaces whole
-        // words, and `*` composes with nothing.
-        let masked = mask_uncommon(text, &m.keep);
+        let masked = mask_uncommon(&text, &m.keep);
         blocks.push(counted(ngram_hashes_of_normalized(
             &masked,
             m.ngrams.min_n,
@@ -684,12 +693,15 @@ mod tests {
         // "the" is in all three texts, "sat" and "on" in two; the rest in one.
         assert_eq!(keep.len(), 3);
         assert_eq!(
-            mask_uncommon("The zebra sat ON the café, obviously!", &keep),
+            mask_uncommon(&normalized("The zebra sat ON the café, obviously!"), &keep),
             "The ***** sat ON the ****, *********!"
         );
-        assert_eq!(mask_uncommon("", &keep), "");
+        assert_eq!(mask_uncommon(&normalized(""), &keep), "");
         // NFC first: a decomposed "é" is one masked character, as composed.
-        assert_eq!(mask_uncommon("cafe\u{301} sat", &keep), "**** sat");
+        assert_eq!(
+            mask_uncommon(&normalized("cafe\u{301} sat"), &keep),
+            "**** sat"
+        );
         assert_eq!(common_words(&texts, 0).len(), 0);
         assert_eq!(common_words(&texts, 100).len(), 9);
     }
@@ -699,6 +711,7 @@ mod tests {
     /// compose with nothing, Hangul jamo, other scripts, emoji).
     #[test]
     fn masked_texts_are_already_normalised() {
+        use crate::encoder::lexical::ngram_hashes;
         let texts = [
             "The cafe\u{301} sat on the q\u{301}uay.",
             "the \u{1100}\u{1161}\u{11a8} sat ON a\u{30a}\u{301} log",
@@ -707,7 +720,7 @@ mod tests {
         ];
         let keep = common_words(&texts, 4);
         for t in texts {
-            let masked = mask_uncommon(t, &keep);
+            let masked = mask_uncommon(&normalized(t), &keep);
             assert_eq!(
                 ngram_hashes(&masked, 2, 4),
                 ngram_hashes_of_normalized(&masked, 2, 4),
