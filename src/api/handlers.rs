@@ -88,7 +88,13 @@ pub async fn info(State(state): Shared) -> Result<Json<serde_json::Value>, ApiEr
         "languages": d.languages().describe(),
         "operating_point": cfg.operating_point,
         "classifier": d.supervised().map(|s| s.status()),
-        "novelty_threshold": cfg.novelty_threshold,
+        // Texts whose nearest reference is less similar than these (by
+        // length) are novel; `policy` says whether they get a verdict.
+        "novelty": {
+            "policy": cfg.novelty_policy.as_str(),
+            "quantile": cfg.novelty.as_ref().map(|n| n.quantile),
+            "by_length": cfg.novelty.as_ref().map(|n| &n.bins),
+        },
         "references": {
             "store_seq": store_seq,
             "total": counts.total,

@@ -11,7 +11,7 @@ use super::EncoderArgs;
 use crate::detect::classifier::Classifier;
 use crate::detect::segments::{self, Plan, Segment};
 use crate::detect::supervised::fit_store;
-use crate::detect::{detect_vectors, Abstention, Decision, Languages, Verdict};
+use crate::detect::{detect_vectors, Abstention, Decision, Languages, NoveltyPolicy, Verdict};
 use crate::encoder::Embed;
 
 #[derive(Debug, Args)]
@@ -47,6 +47,10 @@ pub struct DetectArgs {
     /// others are labelled unknown.
     #[arg(long, env = "DETECTIVE_LANGUAGES", default_value = "eng")]
     pub languages: String,
+    /// What a text unlike every reference gets (as `serve --novel`):
+    /// abstain or flag.
+    #[arg(long, env = "DETECTIVE_NOVEL", default_value = "abstain")]
+    pub novel: String,
     /// Also label each part of each text (runs of sentences), as `POST
     /// /detect` with `segments` does.
     #[arg(long)]
@@ -64,6 +68,7 @@ pub fn run(args: &DetectArgs) -> anyhow::Result<()> {
         Decision::parse(&args.decision).map_err(|e| anyhow::anyhow!("--decision: {e}"))?;
     let languages =
         Languages::parse(&args.languages).map_err(|e| anyhow::anyhow!("--languages: {e}"))?;
+    let novel = NoveltyPolicy::parse(&args.novel).map_err(|e| anyhow::anyhow!("--novel: {e}"))?;
     let encoder = args.encoder.load()?;
     let rt = runtime()?;
     let weight = args.index.classifier_weight()?;
@@ -78,6 +83,7 @@ pub fn run(args: &DetectArgs) -> anyhow::Result<()> {
         let mut cfg = cal
             .map(|c| c.vote_config(Some(args.target_fpr)))
             .unwrap_or_default();
+        cfg.novelty_policy = novel;
         if let Some(k) = args.k {
             anyhow::ensure!(k > 0, "--k must be positive");
             cfg.k = k;
@@ -128,7 +134,9 @@ pub fn run(args: &DetectArgs) -> anyhow::Result<()> {
                 explain: args.explain,
                 encoder: encoder.id().to_string(),
             };
-            let abstained = languages.judge(text);
+            let abstained = languages
+                .judge(text)
+                .or_else(|| cfg.novelty_policy.abstention(&verdict));
             let segments = match args.segments {
                 true => Some(segments_of(&encoder, &scorer, decision, text, &verdict)?),
                 false => None,
@@ -156,7 +164,7 @@ struct Scorer<'a> {
 
 impl Scorer<'_> {
     fn verdicts(&self, texts: &[&str], vectors: &[Vec<f32>]) -> anyhow::Result<Vec<Verdict>> {
-        detect_vectors(self.refs, vectors, self.cfg)
+        detect_vectors(self.refs, vectors, texts, self.cfg)
             .into_iter()
             .zip(texts)
             .map(|(v, t)| {

@@ -41,6 +41,12 @@ pub struct ServeArgs {
     /// language get `label: "unknown"` with a reason.
     #[arg(long, env = "DETECTIVE_LANGUAGES", default_value = "eng")]
     pub languages: String,
+    /// What a text unlike every reference gets (its nearest reference less
+    /// similar than 99% of validation texts of its length reach): abstain
+    /// (`label: "unknown"` with a reason) or flag (a verdict with
+    /// `novel: true`).
+    #[arg(long, env = "DETECTIVE_NOVEL", default_value = "abstain")]
+    pub novel: String,
     /// Operating point: target false-positive rate on human text.
     #[arg(long, env = "DETECTIVE_TARGET_FPR", default_value_t = 0.01)]
     pub target_fpr: f64,
@@ -144,7 +150,7 @@ impl ServeArgs {
     /// The configuration, one line, without secrets.
     fn describe(&self) -> String {
         format!(
-            "listen={} db={} model={} max_length={} windows={} device={} precision={} index={} decision={} languages={} \
+            "listen={} db={} model={} max_length={} windows={} device={} precision={} index={} decision={} languages={} novel={} \
              target_fpr={} k={} classifier_weight={} open_detect={} max_items={} max_text_chars={} max_body_bytes={} overlength={} \
              max_concurrent={} request_timeout_seconds={} queue_capacity={} coalesce_tokens={} feed_poll_ms={} snapshot_dir={} \
              snapshot_every={} admin_key={}",
@@ -158,6 +164,7 @@ impl ServeArgs {
             self.index.index,
             self.decision,
             self.languages,
+            self.novel,
             self.target_fpr,
             self.k.map_or("calibrated".into(), |k| k.to_string()),
             self.index.classifier_weight,
@@ -227,6 +234,8 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
                 decision,
                 languages: crate::detect::Languages::parse(&args.languages)
                     .map_err(|e| anyhow::anyhow!("--languages: {e}"))?,
+                novel: crate::detect::NoveltyPolicy::parse(&args.novel)
+                    .map_err(|e| anyhow::anyhow!("--novel: {e}"))?,
                 feed_poll: std::time::Duration::from_millis(args.feed_poll_ms.max(10)),
                 snapshot_every: args.snapshot_every.max(1),
             };
@@ -279,6 +288,7 @@ struct Policy {
     target_fpr: f64,
     decision: Decision,
     languages: crate::detect::Languages,
+    novel: crate::detect::NoveltyPolicy,
     feed_poll: std::time::Duration,
     snapshot_every: i64,
 }
@@ -295,6 +305,7 @@ async fn load(
         target_fpr,
         decision,
         languages,
+        novel,
         feed_poll,
         snapshot_every,
     } = policy;
@@ -377,6 +388,7 @@ async fn load(
         .calibration
         .map(|c| c.vote_config(Some(target_fpr)))
         .unwrap_or_default();
+    vote.novelty_policy = novel;
     if let Some(k) = k {
         anyhow::ensure!(k > 0, "--k must be positive");
         vote.k = k;

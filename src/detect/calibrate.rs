@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 use super::blend_rule::{choose_blend_rule, BlendRule, BlendRuleMode};
 use super::classifier::{Classifier, ClassifierConfig};
 use super::group_vote::{group_vote, GroupBy, GROUP_CANDIDATES, GROUP_POOL};
+use super::novelty::{Novelty, NoveltyPolicy, NOVELTY_QUANTILE};
 use super::vote::{vote, weighted_score, Neighbour, OperatingPoint, VoteConfig};
 use super::{DetectError, References};
 use crate::encoder::HeldOut;
@@ -28,14 +29,15 @@ use crate::vocab::EncoderId;
 
 /// Candidate neighbourhood sizes.
 pub const K_CANDIDATES: [usize; 10] = [1, 3, 5, 7, 9, 11, 15, 21, 31, 51];
-/// Share of in-distribution validation texts allowed to be flagged novel.
-pub const NOVELTY_QUANTILE: f64 = 0.01;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Calibration {
     pub k: usize,
     pub temperature: f64,
-    pub novelty_threshold: Option<f32>,
+    /// Nearest similarities below which a text is novel, by length (none:
+    /// too few validation texts, or their texts were not given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub novelty: Option<Novelty>,
     /// One per target false-positive rate on human text.
     pub operating_points: Vec<OperatingPoint>,
     /// Validation AvgRec (percent) for every candidate k.
@@ -110,7 +112,8 @@ impl Calibration {
         VoteConfig {
             k: self.k,
             temperature: self.temperature,
-            novelty_threshold: self.novelty_threshold,
+            novelty: self.novelty.clone(),
+            novelty_policy: NoveltyPolicy::default(),
             groups: self.groups,
             group_by: self.group_by,
             blend_rule: self.blend_rule,
@@ -325,6 +328,9 @@ pub fn calibrate_blended(
             .collect();
         let cal = Calibration {
             hubness: w,
+            novelty: (texts.len() == rows.len())
+                .then(|| novelty(&found, &val, texts))
+                .flatten(),
             ..calibrate(&found, opts.temperature, &opts.target_fprs, blend)
         };
         let cal = choose_groups(cal, &found, &opts.groups, opts.group_by);
@@ -346,6 +352,25 @@ pub fn calibrate_blended(
         },
         ..best
     })
+}
+
+/// Per-length novelty thresholds from the validation texts' nearest
+/// similarities (the first neighbour, unless hubness reordered them) and
+/// texts (all references' texts, in their order).
+fn novelty(
+    found: &[(Label, Vec<Neighbour>)],
+    val: &[(u64, usize)],
+    texts: &[&str],
+) -> Option<Novelty> {
+    let samples: Vec<(usize, f32)> = found
+        .iter()
+        .zip(val)
+        .filter_map(|((_, nb), &(_, i))| {
+            let nearest = nb.iter().map(|n| n.similarity).reduce(f32::max)?;
+            Some((texts[i].chars().count(), nearest))
+        })
+        .collect();
+    Novelty::fit(&samples, NOVELTY_QUANTILE)
 }
 
 /// The validation AvgRec of the calibrated vote (the group vote, if one
@@ -441,15 +466,12 @@ pub async fn refresh(
         held_out,
         ..CalibrationOptions::default()
     };
-    let texts = match classifier_weight > 0.0 {
-        true => {
-            let mut by_id = super::supervised::texts(store).await?;
-            rows.iter()
-                .map(|r| by_id.remove(&r.id).unwrap_or_default())
-                .collect()
-        }
-        false => Vec::new(),
-    };
+    // The classifier is fitted on them; novelty thresholds follow their length.
+    let mut by_id = super::supervised::texts(store).await?;
+    let texts: Vec<String> = rows
+        .iter()
+        .map(|r| by_id.remove(&r.id).unwrap_or_default())
+        .collect();
     let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
     let cal = calibrate_blended(rows, &texts, dim, &opts, classifier_weight)?;
     let body = serde_json::to_string(&cal).expect("a calibration serializes");
@@ -502,19 +524,10 @@ pub fn calibrate(
             threshold: threshold_for_fpr(&human_scores, t),
         })
         .collect();
-    // The most similar neighbour (the first, unless hubness reordered them).
-    let mut nearest: Vec<f32> = val
-        .iter()
-        .filter_map(|(_, nb)| nb.iter().map(|n| n.similarity).reduce(f32::max))
-        .collect();
-    nearest.sort_by(f32::total_cmp);
-    let novelty_threshold = (!nearest.is_empty()).then(|| {
-        nearest[((nearest.len() as f64 * NOVELTY_QUANTILE) as usize).min(nearest.len() - 1)]
-    });
     Calibration {
         k,
         temperature,
-        novelty_threshold,
+        novelty: None,
         operating_points,
         avg_rec_by_k,
         validation_size: val.len(),
@@ -643,7 +656,8 @@ pub(super) mod tests {
         let cal = calibrate(&val, 0.05, &[0.01], None);
         assert_eq!(cal.k, 3);
         assert_eq!(cal.validation_size, 20);
-        assert!(cal.novelty_threshold.unwrap() > 0.5);
+        // Novelty needs the texts' lengths (and more validation texts).
+        assert!(cal.novelty.is_none());
     }
 
     #[test]
@@ -744,5 +758,34 @@ pub(super) mod tests {
         let plain = calibrate_on(&rows, 3, &opts(None)).unwrap();
         assert_eq!(cal.validation_size, plain.validation_size);
         assert!(!plain.held_out && plain.held_out_split.is_none());
+    }
+
+    #[test]
+    fn novelty_thresholds_are_set_by_length_when_texts_are_given() {
+        let rows = rows(2000);
+        let texts: Vec<String> = (0..rows.len())
+            .map(|i| "word ".repeat(1 + i % 90))
+            .collect();
+        let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let opts = CalibrationOptions {
+            index: IndexKind::Exact,
+            val_fraction: 0.3,
+            ..CalibrationOptions::default()
+        };
+        let cal = calibrate_blended(&rows, &texts, 3, &opts, 0.0).unwrap();
+        let novelty = cal.novelty.as_ref().expect("thresholds by length");
+        assert_eq!(
+            novelty.bins.iter().map(|b| b.texts).sum::<usize>(),
+            cal.validation_size
+        );
+        assert!(novelty.bins.len() >= 2, "{novelty:?}");
+        assert_eq!(novelty.quantile, NOVELTY_QUANTILE);
+        assert_eq!(cal.vote_config(None).novelty.as_ref(), Some(novelty));
+        // Without the texts there is no length to judge by.
+        assert!(calibrate_on(&rows, 3, &opts).unwrap().novelty.is_none());
+        assert!(calibrate_blended(&rows, &texts[1..], 3, &opts, 0.0)
+            .unwrap()
+            .novelty
+            .is_none());
     }
 }

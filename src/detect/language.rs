@@ -26,12 +26,27 @@ const MIN_SCRIPT_LETTERS: usize = 20;
 /// a text abstains.
 const FOREIGN_SCRIPT_SHARE: f64 = 0.2;
 
+/// What made a detection abstain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Cause {
+    /// A language the references do not cover.
+    Language,
+    /// A script the covered languages are not written in.
+    Script,
+    /// Unlike every reference (see [`super::novelty`]).
+    Novelty,
+}
+
 /// Why a detection gave no verdict.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Abstention {
+    pub cause: Cause,
     /// ISO 639-3 code of the identified language (`und` when the text's
-    /// language could not be told, only its script).
-    pub language: String,
+    /// language could not be told, only its script); absent when the
+    /// language was not the cause.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
     /// The script that made it abstain, when it was the script.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub script: Option<String>,
@@ -122,7 +137,8 @@ impl Languages {
             return foreign_script(sample, covered);
         }
         Some(Abstention {
-            language: lang.code().to_owned(),
+            cause: Cause::Language,
+            language: Some(lang.code().to_owned()),
             script: None,
             reason: format!(
                 "the text is in {} ({}), a language the references do not cover ({}): \
@@ -168,7 +184,8 @@ fn foreign_script(text: &str, covered: &BTreeSet<&'static str>) -> Option<Absten
     }
     let (script, _) = counts.iter().max_by_key(|(_, n)| *n)?;
     Some(Abstention {
-        language: "und".into(),
+        cause: Cause::Script,
+        language: Some("und".into()),
         script: Some(script.name().to_owned()),
         reason: format!(
             "{:.0}% of the text's letters are in {} script, which the languages the \
@@ -204,7 +221,7 @@ mod tests {
             let a = langs
                 .judge(text)
                 .unwrap_or_else(|| panic!("no abstention for {code}"));
-            assert_eq!(a.language, *code);
+            assert_eq!(a.language.as_deref(), Some(*code));
             assert!(a.reason.contains("no verdict"), "{}", a.reason);
         }
         let english = "Yesterday evening we sat in my grandmother's kitchen for a long time, \
@@ -255,6 +272,9 @@ mod tests {
         let greek = "Ο παππούς μου έλεγε πάντα ιστορίες για τη θάλασσα και τα ταξίδια του \
                      with the fishermen of the island, late into the summer nights.";
         let a = Languages::default().judge(greek).expect("abstains");
-        assert!(a.script.is_some() || a.language == "ell", "{a:?}");
+        assert!(
+            a.script.is_some() || a.language.as_deref() == Some("ell"),
+            "{a:?}"
+        );
     }
 }

@@ -13,6 +13,7 @@ pub mod keys;
 pub mod language;
 pub mod live;
 mod logistic;
+pub mod novelty;
 mod references;
 pub mod seed;
 pub mod segments;
@@ -26,10 +27,11 @@ pub mod vote;
 use crate::encoder::EncoderId;
 use crate::store::{Store, StoreError};
 pub use calibrate::Calibration;
-pub use language::{Abstention, Languages};
+pub use language::{Abstention, Cause, Languages};
+pub use novelty::{Novelty, NoveltyPolicy};
 pub use references::References;
 pub use service::{Decision, Detection, Detector, Prepped};
-pub use vote::{vote, Neighbour, Verdict, VoteConfig};
+pub use vote::{vote, vote_sized, Neighbour, Verdict, VoteConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DetectError {
@@ -72,14 +74,20 @@ pub async fn check_encoder(store: &dyn Store, encoder: &EncoderId) -> Result<(),
     Ok(())
 }
 
-/// Votes for each query vector.
+/// Votes for each query vector; `texts` are the queries' texts, whose
+/// lengths novelty is judged by.
 pub fn detect_vectors(
     refs: &References,
     queries: &[Vec<f32>],
+    texts: &[&str],
     cfg: &VoteConfig,
 ) -> Vec<Option<Verdict>> {
     queries
         .iter()
-        .map(|q| vote(&refs.search(q, cfg.search_width()), cfg))
+        .zip(texts)
+        .map(|(q, t)| {
+            let chars = t.chars().count();
+            vote_sized(&refs.search(q, cfg.search_width()), cfg, Some(chars))
+        })
         .collect()
 }

@@ -10,7 +10,7 @@ use super::language::{Abstention, Languages};
 use super::live::Live;
 use super::supervised::Supervised;
 use super::tally::{Tallied, Tally};
-use super::{vote, DetectError, Verdict, VoteConfig};
+use super::{vote_sized, DetectError, Verdict, VoteConfig};
 use crate::encoder::{Admission, EncoderHandle, Prepared};
 use crate::metrics;
 use crate::store::{Inserted, Label, NewReference, Reference, Store};
@@ -70,6 +70,8 @@ pub struct Detection {
 pub struct Prepped {
     pub texts: Vec<Prepared>,
     pub abstain: Vec<Option<Abstention>>,
+    /// Each text's length in characters (novelty is judged by length).
+    pub chars: Vec<usize>,
     /// The classifier's probability per text, when one is blended in.
     pub classifier: Vec<Option<f64>>,
     admission: Admission,
@@ -182,17 +184,19 @@ impl Detector {
                 Some(s) => s.predict(&refs),
                 None => vec![None; refs.len()],
             };
+            let chars = refs.iter().map(|t| t.chars().count()).collect();
             encoder
                 .prepare(&refs)
-                .map(|texts| (texts, abstain, classifier))
+                .map(|texts| (texts, abstain, chars, classifier))
         })
         .await
         .map_err(|_| DetectError::Worker(crate::encoder::WorkerError::Failed))?
         .map_err(DetectError::Tokenize)
-        .map(|(texts, abstain, classifier)| Prepped {
+        .map(|(texts, abstain, chars, classifier)| Prepped {
             counted: verdicts.min(texts.len()),
             texts,
             abstain,
+            chars,
             classifier,
             admission,
         })?;
@@ -213,6 +217,7 @@ impl Detector {
         let Prepped {
             texts,
             abstain,
+            chars,
             classifier,
             admission,
             counted,
@@ -235,19 +240,26 @@ impl Detector {
             vectors
                 .iter()
                 .zip(abstain)
+                .zip(chars)
                 .zip(classifier)
                 .enumerate()
-                .map(|(i, ((v, abstained), p))| {
+                .map(|(i, (((v, abstained), chars), p))| {
                     let started = Instant::now();
                     let neighbours = refs.search(v, cfg.search_width());
                     let searched = Instant::now();
                     metrics::stage("search", (searched - started).as_secs_f64());
-                    let mut verdict = vote(&neighbours, &cfg).ok_or(DetectError::NoReferences)?;
+                    let mut verdict = vote_sized(&neighbours, &cfg, Some(chars))
+                        .ok_or(DetectError::NoReferences)?;
                     if let (Some(p), true) = (p, weight > 0.0) {
                         verdict.blend_classifier(p, weight);
                     }
                     metrics::stage("vote", searched.elapsed().as_secs_f64());
                     let label = decision.label(&verdict);
+                    // Only texts given a verdict abstain (not segment windows).
+                    let abstained = match i < counted {
+                        true => abstained.or_else(|| cfg.novelty_policy.abstention(&verdict)),
+                        false => abstained,
+                    };
                     if i < counted {
                         record(label, &verdict, abstained.is_some());
                     }
@@ -331,14 +343,14 @@ impl Detector {
 }
 
 fn record(label: Label, v: &Verdict, abstained: bool) {
+    if v.novel {
+        metrics::NOVEL.inc();
+    }
     if abstained {
         metrics::VERDICTS.with_label_values(&["unknown"]).inc();
         return;
     }
     metrics::VERDICTS.with_label_values(&[label.as_str()]).inc();
-    if v.novel {
-        metrics::NOVEL.inc();
-    }
     if label == Label::Machine {
         let family = v.attribution.family.as_deref().unwrap_or("unknown");
         metrics::ATTRIBUTIONS

@@ -108,12 +108,14 @@ pub async fn open(
     // classifier, chose its thresholds and rule on other scores; one made
     // without the encoder's held-out split validated on texts the encoder
     // knows; one made before group votes never compared them with the
-    // majority: each is calibrated again.
+    // majority, or before novelty thresholds by length, never compared
+    // them or set them: each is calibrated again.
     let calibration = match calibrate::stored(store, encoder.id()).await?.filter(|c| {
         c.classifier_weight == classifier_weight
             && c.made_with_current_classifier()
             && c.held_out_split == encoder.held_out()
             && c.compared_default_groups()
+            && (c.novelty.is_some() || c.validation_size < super::novelty::MIN_VALIDATION)
     }) {
         Some(c) => Some(c),
         None => {

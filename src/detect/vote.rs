@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::blend_rule::{margin, BlendRule};
 use super::group_vote::{group_vote, GroupBy, GroupVerdict, GROUP_POOL};
+use super::novelty::{Novelty, NoveltyPolicy};
 
 use crate::store::Label;
 
@@ -43,8 +44,10 @@ pub struct VoteConfig {
     pub k: usize,
     /// Softmax temperature of the score weights.
     pub temperature: f64,
-    /// Nearest similarity below which a text is flagged as novel.
-    pub novelty_threshold: Option<f32>,
+    /// Nearest similarities below which a text is novel, by its length.
+    pub novelty: Option<Novelty>,
+    /// What a novel text gets.
+    pub novelty_policy: NoveltyPolicy,
     pub operating_point: Option<OperatingPoint>,
     /// Group vote: the label is that of the closest group of references
     /// (human texts; each model's machine texts), a group's closeness the
@@ -64,7 +67,8 @@ impl Default for VoteConfig {
         Self {
             k: 10,
             temperature: 0.05,
-            novelty_threshold: None,
+            novelty: None,
+            novelty_policy: NoveltyPolicy::default(),
             operating_point: None,
             groups: None,
             group_by: GroupBy::Model,
@@ -117,8 +121,15 @@ pub struct Verdict {
     pub human_votes: usize,
     pub nearest_similarity: f32,
     /// The nearest reference is less similar than the calibrated novelty
-    /// threshold: references for this kind of text are probably missing.
+    /// threshold for texts of this length: references for this kind of
+    /// text are probably missing.
     pub novel: bool,
+    /// That threshold, when one was calibrated.
+    #[serde(skip)]
+    pub novelty_threshold: Option<f32>,
+    /// Share of validation texts of the text's length below it.
+    #[serde(skip)]
+    pub novelty_quantile: Option<f64>,
     /// The reference-fitted classifier's probability of machine
     /// authorship, when it is blended into `score`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -140,8 +151,19 @@ pub struct Verdict {
 }
 
 /// Votes over neighbours sorted most similar first (only the first `k`
-/// count). `None` when there are no neighbours.
+/// count). `None` when there are no neighbours. Novelty is judged against
+/// the threshold for texts of any length; [`vote_sized`] judges it for the
+/// text's length.
 pub fn vote(neighbours: &[Neighbour], cfg: &VoteConfig) -> Option<Verdict> {
+    vote_sized(neighbours, cfg, None)
+}
+
+/// [`vote`] for a text of `chars` characters.
+pub fn vote_sized(
+    neighbours: &[Neighbour],
+    cfg: &VoteConfig,
+    chars: Option<usize>,
+) -> Option<Verdict> {
     let used = &neighbours[..neighbours.len().min(cfg.k.max(1))];
     let nearest = used
         .iter()
@@ -151,6 +173,7 @@ pub fn vote(neighbours: &[Neighbour], cfg: &VoteConfig) -> Option<Verdict> {
         return None;
     }
     let score = weighted_score(used, cfg.temperature);
+    let novelty_threshold = cfg.novelty.as_ref().map(|n| n.threshold(chars));
     let machine_votes = used.iter().filter(|n| n.label == Label::Machine).count();
     let human_votes = used.len() - machine_votes;
     let majority = match machine_votes.cmp(&human_votes) {
@@ -192,7 +215,9 @@ pub fn vote(neighbours: &[Neighbour], cfg: &VoteConfig) -> Option<Verdict> {
         machine_votes,
         human_votes,
         nearest_similarity: nearest,
-        novel: cfg.novelty_threshold.is_some_and(|t| nearest < t),
+        novel: novelty_threshold.is_some_and(|t| nearest < t),
+        novelty_threshold,
+        novelty_quantile: cfg.novelty.as_ref().map(|n| n.quantile),
         operating_point,
         attribution: attribution(used),
         neighbours: used.to_vec(),
@@ -620,9 +645,19 @@ mod tests {
 
     #[test]
     fn novelty_and_operating_point() {
+        use crate::detect::novelty::LengthBin;
+        let bin = |up_to_chars, threshold| LengthBin {
+            up_to_chars,
+            threshold,
+            texts: 250,
+        };
         let cfg = VoteConfig {
             k: 3,
-            novelty_threshold: Some(0.5),
+            novelty: Some(Novelty {
+                quantile: 0.01,
+                overall: 0.5,
+                bins: vec![bin(Some(100), 0.3), bin(None, 0.5)],
+            }),
             operating_point: Some(OperatingPoint {
                 target_fpr: 0.01,
                 threshold: 0.9,
@@ -640,8 +675,25 @@ mod tests {
             "score {} under threshold 0.9",
             v.score
         );
+        assert_eq!(v.novelty_threshold, Some(0.5));
         let familiar = [m(1, 0.8, "a", "a1")];
         assert!(!vote(&familiar, &cfg).unwrap().novel);
+        // A short text is judged against short texts' threshold: the same
+        // neighbours are not novel for it, and are for a long one.
+        assert!(!vote_sized(&nb, &cfg, Some(80)).unwrap().novel);
+        let long = vote_sized(&nb, &cfg, Some(800)).unwrap();
+        assert!(long.novel);
+        let why = NoveltyPolicy::Abstain.abstention(&long).unwrap();
+        assert_eq!(why.cause, crate::detect::Cause::Novelty);
+        assert!(
+            why.reason.contains("0.400 is below 0.500"),
+            "{}",
+            why.reason
+        );
+        assert!(why.reason.contains("only 1%"), "{}", why.reason);
+        assert!(NoveltyPolicy::Flag.abstention(&long).is_none());
+        let short = vote_sized(&nb, &cfg, Some(80)).unwrap();
+        assert!(NoveltyPolicy::Abstain.abstention(&short).is_none());
     }
 
     #[test]

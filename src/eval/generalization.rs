@@ -13,7 +13,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::metrics::{scored, summarize, Summary};
-use super::{blend, score, EvalError, EvalOptions, LabelledSet};
+use super::{abstain, blend, score, EvalError, EvalOptions, LabelledSet};
 use crate::encoder::Embed;
 use crate::store::{text_sha256, Label, NewReference, VectorRow};
 use crate::train::checkpoint::TrainedOn;
@@ -103,6 +103,7 @@ fn evaluate(
     let k = opts.k.unwrap_or(cal.k);
     let mut verdicts = score(refs, test, dim, &cal, opts)?;
     blend(&mut verdicts, refs, texts, &test.records, opts.blend);
+    abstain(&mut verdicts, &test.records, None, opts.novelty);
     Ok((summarize(&scored(&test.records, &verdicts)), k))
 }
 

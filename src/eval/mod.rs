@@ -23,7 +23,9 @@ use crate::detect::calibrate::calibrate_blended;
 use crate::detect::calibrate::CalibrationOptions;
 use crate::detect::classifier::{Classifier, ClassifierConfig};
 use crate::detect::import::parse_record;
-use crate::detect::{vote, Calibration, References, Verdict};
+use crate::detect::{
+    vote_sized, Calibration, Cause, Languages, NoveltyPolicy, References, Verdict,
+};
 use crate::encoder::{Embed, EncoderError};
 use crate::index::IndexKind;
 use crate::store::{text_sha256, NewReference, VectorRow};
@@ -83,6 +85,8 @@ pub struct EvalOptions {
     pub group_by: crate::detect::group_vote::GroupBy,
     /// When the group vote's margin is weighed against the classifier.
     pub blend_rule: crate::detect::blend_rule::BlendRuleMode,
+    /// What a text unlike every reference gets.
+    pub novelty: NoveltyPolicy,
 }
 
 impl Default for EvalOptions {
@@ -101,6 +105,7 @@ impl Default for EvalOptions {
             groups: crate::detect::group_vote::GROUP_CANDIDATES.to_vec(),
             group_by: Default::default(),
             blend_rule: Default::default(),
+            novelty: Default::default(),
         }
     }
 }
@@ -256,14 +261,46 @@ pub fn score(
     if let Some(k) = opts.k {
         cfg.k = k;
     }
+    cfg.novelty_policy = opts.novelty;
     Ok(test
         .vectors
         .par_iter()
-        .map(|q| {
+        .zip(&test.records)
+        .map(|(q, r)| {
             let nb = index.search_hub_scaled(q, cfg.search_width(), cal.hubness);
-            vote(&nb, &cfg).expect("references are not empty")
+            vote_sized(&nb, &cfg, Some(r.text.chars().count())).expect("references are not empty")
         })
         .collect())
+}
+
+/// Which texts get no verdict, and why, as the service decides: a language
+/// (of `languages`, when given) the references do not cover, or (under the
+/// `novelty` policy) unlike every reference. They count as not machine:
+/// their label becomes human and their score 0.
+pub fn abstain(
+    verdicts: &mut [Verdict],
+    records: &[NewReference],
+    languages: Option<&Languages>,
+    novelty: NoveltyPolicy,
+) -> Vec<Option<Cause>> {
+    verdicts
+        .iter_mut()
+        .zip(records)
+        .map(|(v, r)| {
+            let why = languages
+                .and_then(|l| l.judge(&r.text))
+                .or_else(|| novelty.abstention(v))
+                .map(|a| a.cause);
+            if why.is_some() {
+                v.label = crate::store::Label::Human;
+                v.score = 0.0;
+                if let Some(op) = v.operating_point.as_mut() {
+                    op.label = crate::store::Label::Human;
+                }
+            }
+            why
+        })
+        .collect()
 }
 
 /// Blends a classifier fitted on the references (`ref_texts`, labelled as
@@ -326,7 +363,8 @@ pub fn score_line(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::{Neighbour, VoteConfig};
+    use crate::detect::novelty::LengthBin;
+    use crate::detect::{vote, Neighbour, Novelty, VoteConfig};
     use crate::store::Label;
 
     fn neighbour(id: i64, label: Label, similarity: f32) -> Neighbour {
@@ -384,5 +422,57 @@ mod tests {
         let line = score_line(1, &record, &grouped, 0.0);
         assert!((line["group_human"].as_f64().unwrap() - 0.7).abs() < 1e-6);
         assert!((line["group_machine"].as_f64().unwrap() - 0.9).abs() < 1e-6);
+    }
+
+    #[test]
+    fn novel_and_foreign_texts_abstain_as_not_machine() {
+        let close = [neighbour(1, Label::Machine, 0.9)];
+        let far = [neighbour(1, Label::Machine, 0.2)];
+        let cfg = VoteConfig {
+            k: 1,
+            novelty: Some(Novelty {
+                quantile: 0.01,
+                overall: 0.3,
+                bins: vec![LengthBin {
+                    up_to_chars: None,
+                    threshold: 0.3,
+                    texts: 250,
+                }],
+            }),
+            ..VoteConfig::default()
+        };
+        let english = "The committee will publish its findings next week, after the vote.";
+        let german =
+            "Der Ausschuss veröffentlicht seine Ergebnisse nächste Woche, nach der Abstimmung.";
+        let records: Vec<NewReference> = [english, english, german]
+            .iter()
+            .map(|&t| NewReference::plain(t, Label::Machine, "eval"))
+            .collect();
+        let verdicts = || {
+            vec![
+                vote(&close, &cfg).unwrap(),
+                vote(&far, &cfg).unwrap(),
+                vote(&close, &cfg).unwrap(),
+            ]
+        };
+        let languages = Languages::default();
+        let mut v = verdicts();
+        let none = abstain(&mut v, &records, Some(&languages), NoveltyPolicy::Abstain);
+        assert_eq!(none, [None, Some(Cause::Novelty), Some(Cause::Language)]);
+        assert_eq!(v[0].label, Label::Machine);
+        assert!(v[1..]
+            .iter()
+            .all(|v| v.label == Label::Human && v.score == 0.0));
+        // Flagged only: the novel text keeps its verdict.
+        let mut v = verdicts();
+        let none = abstain(&mut v, &records, Some(&languages), NoveltyPolicy::Flag);
+        assert_eq!(none, [None, None, Some(Cause::Language)]);
+        assert!(v[1].novel && v[1].label == Label::Machine);
+        // Without languages only novelty abstains.
+        let mut v = verdicts();
+        assert_eq!(
+            abstain(&mut v, &records, None, NoveltyPolicy::Abstain),
+            [None, Some(Cause::Novelty), None]
+        );
     }
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::metrics::{pct, roc_curve, summarize, Scored, Summary};
-use crate::detect::{Calibration, Verdict};
+use crate::detect::{Calibration, Cause, Verdict};
 use crate::store::{Label, NewReference};
 
 #[derive(Debug, Clone, Serialize)]
@@ -31,8 +31,12 @@ pub struct Report {
     /// Share (percent) of scored texts flagged novel.
     pub novel_rate: f64,
     /// Scored texts given no verdict (a language or script the references
-    /// do not cover); counted as not machine everywhere above.
+    /// do not cover, or unlike every reference); counted as not machine
+    /// everywhere above.
     pub abstained: usize,
+    /// Those of them given none for being unlike every reference.
+    #[serde(default)]
+    pub abstained_novel: usize,
     /// The same per breakdown group (only groups with any), keyed like
     /// `breakdowns`.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -56,8 +60,8 @@ pub struct ReportInput<'a> {
     pub records: &'a [NewReference],
     pub verdicts: &'a [Verdict],
     pub calibration: Calibration,
-    /// Per record: whether it got no verdict.
-    pub abstained: &'a [bool],
+    /// Per record: why it got no verdict, if it did not.
+    pub abstained: &'a [Option<Cause>],
 }
 
 /// Reads the breakdown key of a record.
@@ -80,7 +84,7 @@ impl Report {
             let abstained = input
                 .abstained
                 .iter()
-                .copied()
+                .map(Option::is_some)
                 .chain(std::iter::repeat(false));
             for ((r, s), no_verdict) in input.records.iter().zip(&scored).zip(abstained) {
                 let group = key(r).unwrap_or("unknown");
@@ -141,7 +145,12 @@ impl Report {
             index: input.index,
             reference_count: input.reference_count,
             novel_rate: pct(novel, input.verdicts.len()),
-            abstained: input.abstained.iter().filter(|&&a| a).count(),
+            abstained: input.abstained.iter().filter(|a| a.is_some()).count(),
+            abstained_novel: input
+                .abstained
+                .iter()
+                .filter(|a| **a == Some(Cause::Novelty))
+                .count(),
             abstained_by,
             family_attribution_accuracy: pct(fam_ok, detected),
             model_attribution_accuracy: pct(model_ok, detected),
@@ -186,9 +195,11 @@ impl Report {
         );
         if self.abstained > 0 {
             out += &format!(
-                "{} texts got no verdict (a language or script the references do not cover); \
-                 they count as not machine above.\n\n",
-                self.abstained
+                "{} texts got no verdict ({} unlike every reference, {} in a language or script \
+                 the references do not cover); they count as not machine above.\n\n",
+                self.abstained,
+                self.abstained_novel,
+                self.abstained - self.abstained_novel
             );
         }
         let validation = if self.calibration.held_out {
@@ -318,19 +329,23 @@ mod tests {
             records: &records,
             verdicts: &verdicts,
             calibration: calibrate(&val, 0.05, &[0.01], None),
-            abstained: &[true, true, false, false],
+            abstained: &[Some(Cause::Language), Some(Cause::Novelty), None, None],
         });
         assert_eq!(report.abstained, 2);
+        assert_eq!(report.abstained_novel, 1);
         assert_eq!(report.abstained_by["source"]["de"], 2);
         assert!(!report.abstained_by["source"].contains_key("en"));
         let md = report.markdown();
-        assert!(md.contains("2 texts got no verdict"), "{md}");
+        assert!(
+            md.contains("2 texts got no verdict (1 unlike every reference, 1 in a language"),
+            "{md}"
+        );
         assert!(md.contains("| AvgRec | no verdict |"), "{md}");
         assert!(md.contains("| de | 2 | 2 | 0 |"), "{md}");
         assert!(md.contains("| 0 |\n"), "{md}");
         // Without abstentions the tables keep their columns.
         let none = Report::build(ReportInput {
-            abstained: &[false; 4],
+            abstained: &[None; 4],
             records: &records,
             verdicts: &verdicts,
             calibration: report.calibration.clone(),

@@ -145,7 +145,7 @@ pub static VERDICTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
 pub static NOVEL: LazyLock<IntCounter> = LazyLock::new(|| {
     counter(
         "detective_novel_verdicts_total",
-        "Verdicts flagged novel (nearest reference below the novelty threshold)",
+        "Texts judged novel (nearest reference below the novelty threshold for their length), with or without a verdict",
     )
 });
 pub static ATTRIBUTIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {

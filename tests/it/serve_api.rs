@@ -300,6 +300,9 @@ fn openapi_matches_routes_and_wire_types(s: &Server) {
         }
     };
     check(&r, "DetectResult");
+    if let Some(a) = r.get("abstained") {
+        check(a, "Abstention");
+    }
     check(&r["attribution"], "Attribution");
     check(&r["neighbours"][0], "Neighbour");
     for segment in r["segments"].as_array().expect("segments") {

@@ -234,9 +234,10 @@ fn a_posted_reference_is_its_own_nearest_neighbour_in_the_fused_space() {
     );
 }
 
-/// Texts in languages the references do not cover get no verdict: label
-/// `unknown` with a reason, the score still reported; English texts are
-/// judged. The texts were written for this test.
+/// Texts in languages the references do not cover, and texts unlike every
+/// reference, get no verdict: label `unknown` with a reason, the score still
+/// reported; English texts like the references are judged. The texts were
+/// written for this test.
 #[test]
 fn texts_in_uncovered_languages_get_no_verdict() {
     let s = Server::start(&[]);
@@ -252,6 +253,7 @@ fn texts_in_uncovered_languages_get_no_verdict() {
     for ((code, _), r) in foreign.iter().zip(b["results"].as_array().unwrap()) {
         assert_eq!(r["label"], "unknown", "{code}: {r}");
         assert_eq!(r["abstained"]["language"], *code, "{r}");
+        assert_eq!(r["abstained"]["cause"], "language", "{r}");
         assert!(r["score"].is_number() && r["majority"].is_string(), "{r}");
     }
     // Translated technical writing that keeps English names: read as
@@ -263,6 +265,7 @@ fn texts_in_uncovered_languages_get_no_verdict() {
     assert_eq!(st, 200, "{r}");
     assert_eq!(r["label"], "unknown", "{r}");
     assert_eq!(r["abstained"]["script"], "Mandarin", "{r}");
+    assert_eq!(r["abstained"]["cause"], "script", "{r}");
     assert!(
         r["abstained"]["reason"]
             .as_str()
@@ -276,9 +279,41 @@ fn texts_in_uncovered_languages_get_no_verdict() {
     assert_eq!(st, 200, "{r}");
     assert!(r["label"] == "human" || r["label"] == "machine", "{r}");
     assert!(r.get("abstained").is_none(), "{r}");
-    // Operators who add references in German can have German judged.
+    assert_eq!(r["novel"], false, "{r}");
+    // English unlike every reference (no reference is code): its nearest
+    // reference is less similar than 99% of validation texts of its length
+    // reach, so it gets no verdict either, and says why.
+    let sql = "SELECT id, name FROM users WHERE created_at > NOW() - INTERVAL '7 days' ORDER BY \
+               name; UPDATE users SET active = false WHERE last_login IS NULL; DELETE FROM \
+               sessions WHERE expires < NOW();";
+    let (st, r) = s.post("/detect", Some(ADMIN), &json!({ "text": sql }));
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(r["label"], "unknown", "{r}");
+    assert_eq!(r["novel"], true, "{r}");
+    assert_eq!(r["abstained"]["cause"], "novelty", "{r}");
+    assert!(r["abstained"].get("language").is_none(), "{r}");
+    let reason = r["abstained"]["reason"].as_str().unwrap();
+    assert!(reason.contains("unlike every reference"), "{reason}");
+    assert!(r["score"].is_number() && r["majority"].is_string(), "{r}");
+    let (_, doc) = s.get("/openapi.json", None);
+    let causes = &doc["components"]["schemas"]["Abstention"]["properties"]["cause"]["enum"];
+    assert!(
+        causes.as_array().unwrap().contains(&json!("novelty")),
+        "{causes}"
+    );
+    let (_, info) = s.get("/info", Some(ADMIN));
+    assert_eq!(info["novelty"]["policy"], "abstain", "{info}");
+    let bins = info["novelty"]["by_length"].as_array().unwrap();
+    assert!(bins.len() > 1, "{info}");
+    assert!(bins.last().unwrap()["up_to_chars"].is_null(), "{info}");
+    // Operators who name German can have German judged; with no German
+    // reference it is unlike every reference, which `--novel flag` turns
+    // from no verdict into a flag.
     drop(s);
-    let s = Server::start(&["--languages", "en,de"]);
+    let s = Server::start(&["--languages", "en,de", "--novel", "flag"]);
     let (_, r) = s.post("/detect", Some(ADMIN), &json!({ "text": foreign[2].1 }));
+    assert_ne!(r["label"], "unknown", "{r}");
+    assert_eq!(r["novel"], true, "{r}");
+    let (_, r) = s.post("/detect", Some(ADMIN), &json!({ "text": sql }));
     assert_ne!(r["label"], "unknown", "{r}");
 }

@@ -143,6 +143,10 @@ pub struct EvalArgs {
     /// texts in others abstain and count as not machine.
     #[arg(long, default_value = "eng")]
     pub languages: String,
+    /// What a scored text unlike every reference gets (as `serve
+    /// --novel`): abstain (counted as not machine) or flag.
+    #[arg(long, default_value = "abstain")]
+    pub novel: String,
     /// Calibrate on a share of all reference groups even where the
     /// references hold enough texts the encoder's training held out (to
     /// measure what validating on unseen texts changes).
@@ -393,6 +397,8 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         groups: args.group_vote.iter().copied().filter(|&m| m > 0).collect(),
         group_by: args.group_by,
         blend_rule: args.blend_rule,
+        novelty: crate::detect::NoveltyPolicy::parse(&args.novel)
+            .map_err(|e| anyhow::anyhow!("--novel: {e}"))?,
         ..EvalOptions::default()
     };
     if !args.leave_family_out.is_empty() {
@@ -438,23 +444,8 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     let t = Instant::now();
     let mut verdicts = score(&rows, &test, encoder.dim(), &cal, &opts)?;
     crate::eval::blend(&mut verdicts, &rows, &texts, &test.records, opts.blend);
-    let mut abstained = vec![false; test.records.len()];
-    for ((r, v), no_verdict) in test
-        .records
-        .iter()
-        .zip(verdicts.iter_mut())
-        .zip(&mut abstained)
-    {
-        if languages.judge(&r.text).is_some() {
-            // No verdict: counted as not machine.
-            *no_verdict = true;
-            v.label = crate::store::Label::Human;
-            v.score = 0.0;
-            if let Some(op) = v.operating_point.as_mut() {
-                op.label = crate::store::Label::Human;
-            }
-        }
-    }
+    let abstained =
+        crate::eval::abstain(&mut verdicts, &test.records, Some(&languages), opts.novelty);
     let scoring = t.elapsed();
     let report = Report::build(ReportInput {
         encoder: encoder.id().to_string(),
