@@ -1,4 +1,4 @@
-//! Choosing k, the operating-point thresholds and the novelty threshold on a
+//! Choosing k, the operating-point thresholds and the novelty thresholds on a
 //! validation split carved from the references (never on a scored set).
 //!
 //! Validation texts are searched against the references *without* the

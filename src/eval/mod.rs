@@ -331,11 +331,14 @@ pub fn blend(
 /// `record` among the scored file's records (from 1), group, true label, family and domain, the
 /// majority and its votes, the neighbours' score before the classifier was
 /// blended in (`weight` is the blend weight), the classifier's probability,
-/// the blended score and the nearest similarity.
+/// the blended score, the nearest similarity, whether the text is novel and
+/// why it got no verdict (the scores are those of its verdict before it
+/// abstained).
 pub fn score_line(
     position: usize,
     record: &NewReference,
     v: &Verdict,
+    abstained: Option<Cause>,
     weight: f64,
 ) -> serde_json::Value {
     let neighbours = match v.classifier {
@@ -355,6 +358,8 @@ pub fn score_line(
         "classifier": v.classifier,
         "score": v.score,
         "nearest_similarity": v.nearest_similarity,
+        "novel": v.novel,
+        "abstained": abstained,
         "group_human": v.group.as_ref().and_then(|g| g.human),
         "group_machine": v.group.as_ref().and_then(|g| g.machine),
     })
@@ -394,7 +399,7 @@ mod tests {
         v.blend_classifier(0.1, 0.2);
         let mut record = NewReference::plain("a text", Label::Human, "eval");
         record.family = Some("human".into());
-        let line = score_line(7, &record, &v, 0.2);
+        let line = score_line(7, &record, &v, None, 0.2);
         assert_eq!(line["record"], 7);
         assert_eq!(line["label"], "human");
         assert_eq!(line["majority"], "machine");
@@ -405,7 +410,9 @@ mod tests {
         assert_eq!(line["classifier"].as_f64(), Some(0.1));
         // Without a classifier the score is the neighbours' own.
         let plain = vote(&neighbours, &cfg).unwrap();
-        let line = score_line(1, &record, &plain, 0.0);
+        let line = score_line(1, &record, &plain, Some(Cause::Novelty), 0.0);
+        assert_eq!(line["abstained"], "novelty");
+        assert_eq!(line["novel"], false);
         assert_eq!(line["neighbours_score"].as_f64(), Some(plain.score));
         assert!(line["classifier"].is_null());
         assert!(line["group_human"].is_null());
@@ -419,7 +426,8 @@ mod tests {
             },
         )
         .unwrap();
-        let line = score_line(1, &record, &grouped, 0.0);
+        let line = score_line(1, &record, &grouped, None, 0.0);
+        assert!(line["abstained"].is_null());
         assert!((line["group_human"].as_f64().unwrap() - 0.7).abs() < 1e-6);
         assert!((line["group_machine"].as_f64().unwrap() - 0.9).abs() < 1e-6);
     }

@@ -179,14 +179,15 @@ fn write_scores(
     path: &std::path::Path,
     records: &[crate::store::NewReference],
     verdicts: &[crate::detect::Verdict],
+    abstained: &[Option<crate::detect::Cause>],
     blend: f64,
 ) -> anyhow::Result<()> {
     use std::io::Write;
     let file =
         std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
     let mut out = std::io::BufWriter::new(file);
-    for (i, (r, v)) in records.iter().zip(verdicts).enumerate() {
-        let line = crate::eval::score_line(i + 1, r, v, blend);
+    for (i, ((r, v), a)) in records.iter().zip(verdicts).zip(abstained).enumerate() {
+        let line = crate::eval::score_line(i + 1, r, v, *a, blend);
         writeln!(out, "{line}")?;
     }
     out.flush()
@@ -444,6 +445,8 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     let t = Instant::now();
     let mut verdicts = score(&rows, &test, encoder.dim(), &cal, &opts)?;
     crate::eval::blend(&mut verdicts, &rows, &texts, &test.records, opts.blend);
+    // The per-text scores show each verdict as it was before abstaining.
+    let before = args.scores.is_some().then(|| verdicts.clone());
     let abstained =
         crate::eval::abstain(&mut verdicts, &test.records, Some(&languages), opts.novelty);
     let scoring = t.elapsed();
@@ -479,7 +482,8 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     );
     write_reports(args, &report, &md)?;
     if let Some(p) = &args.scores {
-        write_scores(p, &test.records, &verdicts, opts.blend)?;
+        let scored = before.as_deref().unwrap_or(&verdicts);
+        write_scores(p, &test.records, scored, &abstained, opts.blend)?;
     }
     if let Some(p) = &args.plot {
         let svg = plot::svg(
