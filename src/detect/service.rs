@@ -255,14 +255,16 @@ impl Detector {
                     }
                     metrics::stage("vote", searched.elapsed().as_secs_f64());
                     let label = decision.label(&verdict);
-                    // Only texts given a verdict abstain (not segment windows).
+                    // Only texts given a verdict abstain and are counted
+                    // (not segment windows).
                     let abstained = match i < counted {
-                        true => abstained.or_else(|| cfg.novelty_policy.abstention(&verdict)),
+                        true => {
+                            let a = abstained.or_else(|| cfg.novelty_policy.abstention(&verdict));
+                            record(label, &verdict, a.is_some());
+                            a
+                        }
                         false => abstained,
                     };
-                    if i < counted {
-                        record(label, &verdict, abstained.is_some());
-                    }
                     Ok(Detection {
                         label,
                         verdict,
